@@ -1,0 +1,189 @@
+"""`OnyxiaLocalAuthenticator`: passwords kept by the hub, for one machine and small classes.
+
+It is NativeAuthenticator (same `users_info` table, same bcrypt hashes, same password
+strength rules and common-password list) with the gaps it has on JupyterHub 6 closed:
+
+1. Approving, revoking and discarding accounts were GET links (`/hub/authorize/<name>`),
+   so any web page could make a logged-in administrator approve an account. Here every
+   change is a POST carrying the XSRF token.
+2. Failed sign-ins were counted in memory (reset by a restart, lock measured with
+   `timedelta.seconds`, which wraps every day) and a locked user got no explanation.
+   Here they are stored, each failure is slowed down, and a lock-out says so and for how long.
+3. It used the deprecated shared `Authenticator.db` session (a warning at every start);
+   here the account store has its own connection.
+4. Its login page replaced JupyterHub 6's (losing the 403 status, the XSRF-expiry
+   message and the username kept after a failure); here JupyterHub's handler is extended.
+5. Its Bootstrap 3 templates did not match JupyterHub 6 pages; here they extend them.
+6. An administrator could not create an account with an initial password, and
+   `create_user` silently did nothing when sign-up was disabled. Here the Accounts page
+   creates accounts whose first sign-in asks for a new password.
+7. The first visitor to sign up under an administrator's name became that administrator.
+   Here administrator names cannot be signed up for; `onyxia-hub up` creates the
+   `admin` account itself.
+8. Since JupyterHub 5 an authenticator allows nobody unless told otherwise
+   (`allow_all` is False); NativeAuthenticator 1.3 does not say, so approved accounts
+   were refused. Here an approved account is allowed, unless `allowed_users` or
+   `allowed_groups` narrow it further.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import timedelta
+
+from nativeauthenticator import NativeAuthenticator
+from tornado import web
+from traitlets import Float, Unicode, default
+
+from .accounts import AccountStore, name_problem, open_session, password_matches, utcnow
+
+
+class OnyxiaLocalAuthenticator(NativeAuthenticator):
+    """Accounts with passwords stored (hashed) by the hub; see the module docstring."""
+
+    db_url = Unicode(
+        "sqlite:///accounts.sqlite",
+        help="""
+        SQLAlchemy URL of the database holding accounts and sign-in failures.
+
+        It may be the hub's own database (`c.JupyterHub.db_url`), which then holds the
+        `users_info` table NativeAuthenticator uses; the embedded default keeps a separate
+        `accounts.sqlite` in its state directory. Example::
+
+            c.OnyxiaLocalAuthenticator.db_url = "sqlite:////var/lib/onyxia-hub/hub/accounts.sqlite"
+        """,
+    ).tag(config=True)
+
+    failed_login_delay = Float(
+        1.0,
+        help="""
+        Seconds every failed sign-in waits before the login form is shown again.
+
+        Slows down password guessing without locking anybody out; the lock-out after
+        `allowed_failed_logins` failures in a row comes on top of it. 0 disables the delay.
+        """,
+    ).tag(config=True)
+
+    @default("allow_all")
+    def _allow_all_default(self):
+        # Approval by an administrator is this authenticator's allow-list.
+        return not (self.allowed_users or getattr(self, "allowed_groups", None))
+
+    @default("allowed_failed_logins")
+    def _allowed_failed_logins_default(self):
+        # NativeAuthenticator's default is 0 (never lock); 5 failures in a row lock an
+        # account name for `seconds_before_next_try`.
+        return 5
+
+    @default("seconds_before_next_try")
+    def _seconds_before_next_try_default(self):
+        return 300
+
+    @default("minimum_password_length")
+    def _minimum_password_length_default(self):
+        return 8
+
+    @default("check_common_password")
+    def _check_common_password_default(self):
+        return True
+
+    @default("db")
+    def _db_default(self):
+        # NativeAuthenticator's methods read `self.db`: give them our own session instead
+        # of JupyterHub's deprecated shared one.
+        return open_session(self.db_url)
+
+    def __init__(self, **kwargs):
+        # add_new_table=False: our session creates the tables (see accounts.open_session).
+        super().__init__(add_new_table=False, **kwargs)
+        self.store = AccountStore(self.db)
+        self.store.forget_stale_failures(older_than=timedelta(days=1))
+
+    # -- policy ------------------------------------------------------------------------
+    def check_new_name(self, username: str) -> str | None:
+        """Why a new account cannot have this name, or None."""
+        problem = name_problem(username)
+        if problem:
+            return problem
+        if self.store.exists(username):
+            return f"The username {username!r} is already taken."
+        return None
+
+    def check_new_password(self, password: str, confirmation: str | None = None) -> str | None:
+        """Why a password cannot be used, or None."""
+        if confirmation is not None and password != confirmation:
+            return "The password and its confirmation differ."
+        if len(password) < self.minimum_password_length:
+            return f"Passwords need at least {self.minimum_password_length} characters."
+        if len(password.encode()) > 72:
+            return "Passwords can have at most 72 bytes."
+        if self.check_common_password and self.is_password_common(password):
+            return "This password is too common; choose another one."
+        return None
+
+    def validate_username(self, username: str) -> bool:
+        return name_problem(username) is None and super().validate_username(username)
+
+    # -- sign-in -----------------------------------------------------------------------
+    async def authenticate(self, handler, data):
+        username = self.normalize_username((data or {}).get("username", "") or "")
+        password = (data or {}).get("password", "") or ""
+        if not username or len(username) > 128:
+            await asyncio.sleep(self.failed_login_delay)
+            return None
+
+        security = self.store.security(username)
+        if security.locked_until and security.locked_until > utcnow():
+            minutes = math.ceil((security.locked_until - utcnow()).total_seconds() / 60)
+            raise web.HTTPError(
+                429,
+                f"Too many failed sign-ins for this account. Try again in {minutes} "
+                f"minute{'s' if minutes != 1 else ''}, or ask an administrator to unlock it.",
+            )
+
+        info = self.store.info(username)
+        if not await password_matches(info.password if info else None, password):
+            self.store.record_failure(
+                username,
+                limit=self.allowed_failed_logins,
+                lock_for=timedelta(seconds=self.seconds_before_next_try),
+            )
+            self.log.warning("Failed sign-in for %s", username[:32])
+            await asyncio.sleep(self.failed_login_delay)
+            return None
+        if not info.is_authorized:
+            raise web.HTTPError(
+                403, "Your account is waiting for an administrator's approval."
+            )
+        self.store.record_success(username)
+        return {"name": username}
+
+    def must_change_password(self, username: str) -> bool:
+        return self.store.security(username).must_change_password
+
+    # -- accounts ----------------------------------------------------------------------
+    def create_account(
+        self, username: str, password: str, *, authorized: bool, must_change_password: bool
+    ) -> None:
+        """Create an account (names and passwords must have been checked by the caller)."""
+        self.store.create(
+            username, password, authorized=authorized, must_change_password=must_change_password
+        )
+
+    def ensure_admin_account(self, username: str, password: str) -> bool:
+        """Create the administrator's account unless it exists. True if it was created."""
+        if self.store.exists(username):
+            return False
+        self.create_account(username, password, authorized=True, must_change_password=False)
+        return True
+
+    def delete_user(self, user):
+        # Called when an admin deletes a hub user: the account goes with it.
+        self.store.delete(user.name)
+        return super(NativeAuthenticator, self).delete_user(user)
+
+    def get_handlers(self, app):
+        from . import handlers
+
+        return handlers.routes()

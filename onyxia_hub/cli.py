@@ -1,0 +1,101 @@
+"""The `onyxia-hub` command.
+
+    onyxia-hub up [--ip 127.0.0.1] [--port 8000] [--state-dir DIR] ...   run the datalab
+    onyxia-hub config [same options]         print the effective jupyterhub_config.py
+    onyxia-hub --version
+
+Problems the operator can fix print one message and its fix, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .embedded.secrets import take_admin_password_from_environment
+from .errors import OnyxiaHubError
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
+    return value
+
+
+def _add_hub_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ip", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=_port, default=8000,
+                        help="public port (default 8000; 0 picks a free one)")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="where the database, secrets, logs and homes live (default "
+                             "/var/lib/onyxia-hub as root, ~/.local/share/onyxia-hub otherwise, "
+                             "or $ONYXIA_HUB_STATE_DIR)")
+    parser.add_argument("--homes-dir", type=Path, default=None,
+                        help="where users' home directories live (default <state-dir>/homes)")
+    parser.add_argument("--hub-port", type=_port, default=None,
+                        help="loopback port of the hub's API (default: picked once, then kept)")
+    parser.add_argument("--proxy-api-port", type=_port, default=None,
+                        help="loopback port of the proxy's API (default: picked once, then kept)")
+    parser.add_argument("--ssl-cert", default=None, help="TLS certificate (PEM) for HTTPS")
+    parser.add_argument("--ssl-key", default=None, help="TLS private key (PEM) for HTTPS")
+    parser.add_argument("--allow-insecure-http", action="store_true",
+                        help="allow a non-loopback --ip without TLS (passwords in clear)")
+    parser.add_argument("--config", dest="config_file", default=None,
+                        help="a jupyterhub_config.py applied on top of the embedded defaults")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="hub log level")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onyxia-hub",
+        description="Onyxia Hub: a self-service datalab built from JupyterHub's own parts.",
+    )
+    parser.add_argument("--version", action="version", version=f"onyxia-hub {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    up = commands.add_parser("up", help="run the datalab on this machine",
+                             description="Start the hub, its proxy and services; stop with "
+                                         "Ctrl-C. The admin's first password comes from "
+                                         "$ONYXIA_HUB_ADMIN_PASSWORD or is generated.")
+    _add_hub_options(up)
+    config = commands.add_parser("config", help="print the effective jupyterhub_config.py",
+                                 description="Print the configuration `up` would run with, "
+                                             "secrets redacted. Starts and changes nothing.")
+    _add_hub_options(config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Before anything else: no child process may inherit the admin's password.
+    admin_password = take_admin_password_from_environment()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+
+    from .embedded.up import UpOptions, run_up, show_config
+
+    options = {k: v for k, v in vars(args).items() if k != "command"}
+    opts = UpOptions(**options, admin_password=admin_password)
+    try:
+        if args.command == "config":
+            sys.stdout.write(show_config(opts))
+            return 0
+        return run_up(opts)
+    except OnyxiaHubError as e:
+        print(f"onyxia-hub: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The JupyterHub configuration of the embedded default, and its redacted rendering.
+
+`build_config` turns the resolved settings of `onyxia-hub up` into a traitlets `Config`;
+the hub is started from that object directly (no generated file to go stale).
+`render_config` prints any `Config` as the `jupyterhub_config.py` that would produce it,
+with secret values replaced by `<redacted>`: that is what `onyxia-hub config` shows.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import pprint
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from traitlets.config import Config, LazyConfigValue
+
+from .state import StateDir
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+TEMPLATES = PACKAGE_DIR / "templates"
+LOGO = PACKAGE_DIR / "static" / "logo.svg"
+ADMIN_NAME = "admin"
+REDACTED = "<redacted>"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Everything `build_config` needs, decided by `up` (or placeholders for `config`)."""
+
+    state: StateDir
+    ip: str
+    port: int
+    hub_port: int
+    proxy_api_port: int
+    proxy_command: str
+    ssl_cert: str | None
+    ssl_key: str | None
+    crypt_key: str
+    proxy_token: str
+    isolate: bool
+    log_level: str = "INFO"
+
+
+def url_host(ip: str) -> str:
+    """ip as it appears in a URL ('::1' -> '[::1]')."""
+    try:
+        return f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
+    except ValueError:
+        return ip
+
+
+def build_config(r: Resolved) -> Config:
+    c = Config()
+    scheme = "https" if r.ssl_cert else "http"
+    state = r.state
+
+    # where it listens: the public proxy port, and loopback-only internal endpoints
+    c.JupyterHub.bind_url = f"{scheme}://{url_host(r.ip)}:{r.port}/"
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{r.hub_port}"
+    if r.ssl_cert:
+        c.JupyterHub.ssl_cert = r.ssl_cert
+        c.JupyterHub.ssl_key = r.ssl_key
+
+    # the proxy: Node's configurable-http-proxy, started and stopped by the hub
+    c.ConfigurableHTTPProxy.command = [r.proxy_command]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{r.proxy_api_port}"
+    c.ConfigurableHTTPProxy.pid_file = str(state.proxy_pid_file)
+    c.ConfigurableHTTPProxy.auth_token = r.proxy_token
+    c.ConfigurableHTTPProxy.should_start = True
+
+    # every file under the state directory
+    c.JupyterHub.db_url = f"sqlite:///{state.hub_db}"
+    c.JupyterHub.cookie_secret_file = str(state.secrets / "cookie_secret")
+    c.JupyterHub.pid_file = str(state.hub_pid_file)
+    c.CryptKeeper.keys = [r.crypt_key]
+
+    # users, servers and what they see
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 5
+    c.JupyterHub.cleanup_servers = True
+    c.JupyterHub.cleanup_proxy = True
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
+    c.JupyterHub.logo_file = str(LOGO)
+    c.JupyterHub.template_vars = {
+        "onyxia_product_name": "Onyxia Hub",
+        "onyxia_local_accounts": True,
+    }
+    c.JupyterHub.log_level = r.log_level
+
+    c.JupyterHub.authenticator_class = "onyxia-local"
+    c.OnyxiaLocalAuthenticator.admin_users = {ADMIN_NAME}
+    c.OnyxiaLocalAuthenticator.db_url = f"sqlite:///{state.accounts_db}"
+
+    c.JupyterHub.spawner_class = "onyxia-local"
+    c.OnyxiaLocalSpawner.homes_root = str(state.homes)
+    c.OnyxiaLocalSpawner.server_log_dir = str(state.server_logs)
+    c.OnyxiaLocalSpawner.isolation = "accounts" if r.isolate else "none"
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 60
+    return c
+
+
+# -- rendering -----------------------------------------------------------------------
+_SECRET_NAME = re.compile(r"(secret|password|passwd|token|credential|private|_keys?$|^keys?$)",
+                          re.IGNORECASE)
+_NOT_SECRET = re.compile(r"(_file|_path|_url|_dir|_class|_env|ssl_key)$", re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    """True for names like client_secret, auth_token, keys, AWS_SECRET_ACCESS_KEY."""
+    return bool(_SECRET_NAME.search(name)) and not _NOT_SECRET.search(name)
+
+
+def redact(value, name: str = ""):
+    """value with every secret-looking entry, at any depth, replaced by REDACTED."""
+    if name and is_secret_name(name) and value not in (None, "", [], {}):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact(v) for v in value)
+    if isinstance(value, set):
+        return {redact(v) for v in value}
+    return value
+
+
+def _python_literal(value) -> str:
+    if isinstance(value, type):
+        return repr(f"{value.__module__}.{value.__qualname__}")
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', '?')}  # callable"
+    if isinstance(value, LazyConfigValue):
+        return f"{value!r}  # modifies the default"
+    return pprint.pformat(value, width=88, sort_dicts=True)
+
+
+def render_config(config: Config, *, redacted: bool = True, header: str = "") -> str:
+    """config as `jupyterhub_config.py` source, secrets redacted unless redacted=False."""
+    lines = [header.rstrip()] if header else []
+    lines += ["c = get_config()  # noqa: F821", ""]
+    for section in sorted(config):
+        values = config[section]
+        if not isinstance(values, Config):
+            continue
+        for key in sorted(values):
+            value = values[key]
+            if redacted:
+                value = redact(value, key)
+            lines.append(f"c.{section}.{key} = {_python_literal(value)}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

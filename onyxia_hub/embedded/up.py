@@ -1,0 +1,307 @@
+"""`onyxia-hub up`: prepare the state directory, check, and run the embedded hub.
+
+Order matters: the state directory is locked before anything else touches it (two
+instances on one state directory would corrupt it), a proxy left behind by a crash is
+stopped before ports are checked, and the admin's password is taken out of the
+environment before any child process exists.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jupyterhub.app import JupyterHub
+from tornado.ioloop import IOLoop
+from traitlets.config import Config
+
+from .. import __version__
+from ..auth.accounts import AccountStore, open_session
+from ..errors import OnyxiaHubError
+from . import hubconfig, preflight
+from .hubconfig import ADMIN_NAME, REDACTED, Resolved, build_config, url_host
+from .secrets import ADMIN_PASSWORD_ENV, ensure_secret, generate_password, write_private
+from .state import StateDir, default_state_dir
+
+LOCAL_AUTHENTICATORS = {
+    "onyxia-local",
+    "onyxia_hub.auth.local.OnyxiaLocalAuthenticator",
+}
+
+
+@dataclass
+class UpOptions:
+    """The command-line options of `up` and `config`."""
+
+    ip: str = "127.0.0.1"
+    port: int = 8000
+    state_dir: Path | None = None
+    homes_dir: Path | None = None
+    hub_port: int | None = None
+    proxy_api_port: int | None = None
+    ssl_cert: str | None = None
+    ssl_key: str | None = None
+    allow_insecure_http: bool = False
+    config_file: str | None = None
+    log_level: str = "INFO"
+    admin_password: str | None = field(default=None, repr=False)
+
+    @property
+    def state(self) -> StateDir:
+        root = (self.state_dir or default_state_dir()).expanduser().resolve()
+        homes = self.homes_dir.expanduser().resolve() if self.homes_dir else None
+        return StateDir(root, homes)
+
+
+def _isolating() -> bool:
+    return os.geteuid() == 0
+
+
+# -- the effective configuration ----------------------------------------------------
+def effective_config(opts: UpOptions, resolved: Resolved) -> Config:
+    """Our configuration, with the operator's --config file merged on top."""
+    config = build_config(resolved)
+    if opts.config_file:
+        config.merge(preflight.load_operator_config(opts.config_file))
+    return config
+
+
+def uses_local_accounts(config: Config) -> bool:
+    cls = config.JupyterHub.get("authenticator_class", "")
+    name = cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"
+    return name in LOCAL_AUTHENTICATORS
+
+
+def show_config(opts: UpOptions) -> str:
+    """The `jupyterhub_config.py` that `up` would run with, secrets redacted. Changes nothing."""
+    state = opts.state
+    saved = {}
+    try:
+        saved = json.loads((state.hub / "ports.json").read_text())
+    except (OSError, ValueError):
+        pass
+    resolved = Resolved(
+        state=state,
+        ip=opts.ip,
+        port=opts.port,
+        hub_port=opts.hub_port or saved.get("hub", 0),
+        proxy_api_port=opts.proxy_api_port or saved.get("proxy_api", 0),
+        proxy_command=_proxy_or_placeholder(),
+        ssl_cert=opts.ssl_cert,
+        ssl_key=opts.ssl_key,
+        crypt_key=REDACTED,
+        proxy_token=REDACTED,
+        isolate=_isolating(),
+        log_level=opts.log_level,
+    )
+    config = effective_config(opts, resolved)
+    header = (
+        f"# Effective configuration of `onyxia-hub up` (onyxia-hub {__version__}).\n"
+        f"# State directory: {state.root}. Secret values are shown as '{REDACTED}'.\n"
+        "# A port of 0 is picked free at the first start and kept afterwards."
+    )
+    return hubconfig.render_config(config, redacted=True, header=header)
+
+
+def _proxy_or_placeholder() -> str:
+    try:
+        return preflight.find_proxy()
+    except OnyxiaHubError:
+        return "configurable-http-proxy"
+
+
+# -- processes left by a crash ------------------------------------------------------
+def stop_stale_proxy(state: StateDir) -> None:
+    """Stop a configurable-http-proxy a crashed hub left running (it holds our ports)."""
+    try:
+        pid = int(state.proxy_pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        cmdline = b""
+    if b"configurable-http-proxy" in cmdline:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            if not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    state.proxy_pid_file.unlink(missing_ok=True)
+
+
+# -- the admin account ----------------------------------------------------------------
+@dataclass
+class AdminLogin:
+    """How the banner tells the operator to sign in."""
+
+    lines: list[str]
+
+
+def bootstrap_admin(db_url: str, state: StateDir, env_password: str | None,
+                    *, on_terminal: bool) -> AdminLogin:
+    store = AccountStore(open_session(db_url))
+    password_file = state.secrets / "admin-password"
+    if store.exists(ADMIN_NAME):
+        lines = [f"Sign in as '{ADMIN_NAME}' with the password you set."]
+        if password_file.exists():
+            lines = [f"Sign in as '{ADMIN_NAME}'; the first password (unless you changed it) "
+                     f"is in {password_file}."]
+        if env_password:
+            lines.append(f"{ADMIN_PASSWORD_ENV} is ignored: the '{ADMIN_NAME}' account already "
+                         "exists (change its password on the Password page).")
+        return AdminLogin(lines)
+    if env_password:
+        if len(env_password) < 8 or len(env_password.encode()) > 72:
+            raise OnyxiaHubError(
+                f"{ADMIN_PASSWORD_ENV} must have 8 to 72 bytes",
+                f"set a longer {ADMIN_PASSWORD_ENV}, or unset it to have one generated",
+            )
+        store.create(ADMIN_NAME, env_password, authorized=True, must_change_password=False)
+        return AdminLogin([f"Sign in as '{ADMIN_NAME}' with the password from "
+                           f"{ADMIN_PASSWORD_ENV}."])
+    password = generate_password()
+    store.create(ADMIN_NAME, password, authorized=True, must_change_password=False)
+    if on_terminal:
+        return AdminLogin([f"Sign in as '{ADMIN_NAME}' with the password  {password}",
+                           "(shown once: keep it, or change it on the Password page)."])
+    write_private(password_file, password + "\n")
+    return AdminLogin([f"Sign in as '{ADMIN_NAME}'; its password is in {password_file} "
+                       "(readable by you only)."])
+
+
+# -- the hub --------------------------------------------------------------------------
+class OnyxiaHub(JupyterHub):
+    """JupyterHub configured from a `Config` object only, logging to a file as well."""
+
+    log_file = None  # set before initialize()
+
+    def load_config_file(self, *args, **kwargs):
+        # Everything comes from the Config we were given (operator file included):
+        # never pick up a stray jupyterhub_config.py from the working directory.
+        return
+
+    def init_logging(self):
+        if self.log_file is not None:
+            handler = logging.FileHandler(self.log_file, encoding="utf8")
+            os.chmod(self.log_file, 0o600)
+            self.extra_log_handlers.append(handler)
+        super().init_logging()
+
+
+def _banner(opts: UpOptions, admin: AdminLogin | None, warnings: list[str]) -> str:
+    scheme = "https" if opts.ssl_cert else "http"
+    host = "127.0.0.1" if opts.ip in ("0.0.0.0", "::") else opts.ip
+    lines = ["", f"Onyxia Hub is running at {scheme}://{url_host(host)}:{opts.port}/"]
+    lines += ["  " + line for line in (admin.lines if admin else
+                                       ["Sign in through the configured identity provider."])]
+    state = opts.state
+    lines.append(f"  State: {state.root} (database, secrets, logs; homes in {state.homes})")
+    if _isolating():
+        lines.append("  Users are isolated: each one's servers run under their own system "
+                     "account (onyxia-<name>).")
+    else:
+        lines.append("  WARNING: users are NOT isolated: every user's servers run as "
+                     f"{os.environ.get('USER') or os.getuid()}, so any user can read any "
+                     "other user's files. Run as root to isolate them.")
+    lines += ["  " + w for w in warnings]
+    lines += ["  Stop with Ctrl-C.", ""]
+    return "\n".join(lines)
+
+
+def run_up(opts: UpOptions) -> int:
+    os.umask(0o077)
+    warnings = preflight.check_listen_address(opts.ip, opts.ssl_cert, opts.ssl_key,
+                                              opts.allow_insecure_http)
+    proxy = preflight.find_proxy()
+    isolate = _isolating()
+    state = opts.state
+    if isolate:
+        preflight.check_reachable_by_others(state.homes, "their home directories")
+        for path in {Path(sys.prefix), Path(sys.base_prefix),
+                     Path(os.path.realpath(sys.executable))}:
+            preflight.check_reachable_by_others(path, f"the Python they run ({path})")
+    state.prepare(shared_homes=isolate)
+    with state.lock():
+        stop_stale_proxy(state)
+        if opts.port == 0:
+            from .ports import pick_free_port
+
+            opts.port = pick_free_port(opts.ip)
+        preflight.check_port(opts.ip, opts.port, "public web address", "--port")
+        for port, what, option in ((opts.hub_port, "hub", "--hub-port"),
+                                   (opts.proxy_api_port, "proxy's API", "--proxy-api-port")):
+            if port:
+                preflight.check_port("127.0.0.1", port, what, option)
+        ports = state.internal_ports("127.0.0.1", {"hub": opts.hub_port,
+                                                   "proxy_api": opts.proxy_api_port})
+        ensure_secret(state.secrets / "cookie_secret")
+        resolved = Resolved(
+            state=state,
+            ip=opts.ip,
+            port=opts.port,
+            hub_port=ports["hub"],
+            proxy_api_port=ports["proxy_api"],
+            proxy_command=proxy,
+            ssl_cert=opts.ssl_cert,
+            ssl_key=opts.ssl_key,
+            crypt_key=ensure_secret(state.secrets / "crypt_key"),
+            proxy_token=ensure_secret(state.secrets / "proxy_token"),
+            isolate=isolate,
+            log_level=opts.log_level,
+        )
+        config = effective_config(opts, resolved)
+        admin = None
+        if uses_local_accounts(config):
+            db_url = config.OnyxiaLocalAuthenticator.get("db_url")
+            admin = bootstrap_admin(db_url, state, opts.admin_password,
+                                    on_terminal=sys.stdout.isatty())
+        opts.admin_password = None
+        return _run_hub(config, state, _banner(opts, admin, warnings))
+
+
+def _run_hub(config: Config, state: StateDir, banner: str) -> int:
+    OnyxiaHub.log_file = str(state.hub_log)
+    app = OnyxiaHub.instance(config=config)
+    app._init_asyncio_patch()
+    loop = IOLoop(make_current=False)
+
+    async def boot():
+        await app.initialize([])
+        await app.start()
+        print(banner, flush=True)
+
+    try:
+        loop.run_sync(boot)
+    except SystemExit as e:
+        loop.close()
+        raise OnyxiaHubError(f"the hub stopped while starting (exit code {e.code})",
+                             f"see the messages above and {state.hub_log}") from None
+    except OnyxiaHubError:
+        loop.close()
+        raise
+    except Exception as e:
+        app.log.debug("Start-up failure", exc_info=True)
+        loop.close()
+        raise OnyxiaHubError(f"the hub could not start: {type(e).__name__}: {e}",
+                             f"see {state.hub_log} for details") from None
+    try:
+        loop.start()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        loop.close()
+    return 0
+
+
+
+
+__all__ = ["UpOptions", "run_up", "show_config"]
