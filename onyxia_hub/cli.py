@@ -29,28 +29,62 @@ def _port(text: str) -> int:
 
 
 def _add_hub_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ip", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=_port, default=8000,
-                        help="public port (default 8000; 0 picks a free one)")
-    parser.add_argument("--state-dir", type=Path, default=None,
-                        help="where the database, secrets, logs and homes live (default "
-                             "/var/lib/onyxia-hub as root, ~/.local/share/onyxia-hub otherwise, "
-                             "or $ONYXIA_HUB_STATE_DIR)")
-    parser.add_argument("--homes-dir", type=Path, default=None,
-                        help="where users' home directories live (default <state-dir>/homes)")
-    parser.add_argument("--hub-port", type=_port, default=None,
-                        help="loopback port of the hub's API (default: picked once, then kept)")
-    parser.add_argument("--proxy-api-port", type=_port, default=None,
-                        help="loopback port of the proxy's API (default: picked once, then kept)")
+    parser.add_argument(
+        "--ip",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only)",
+    )
+    parser.add_argument(
+        "--port", type=_port, default=8000, help="public port (default 8000; 0 picks a free one)"
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where the database, secrets, logs and homes live (default "
+        "/var/lib/onyxia-hub as root, ~/.local/share/onyxia-hub otherwise, "
+        "or $ONYXIA_HUB_STATE_DIR)",
+    )
+    parser.add_argument(
+        "--homes-dir",
+        type=Path,
+        default=None,
+        help="where users' home directories live (default <state-dir>/homes)",
+    )
+    parser.add_argument(
+        "--hub-port",
+        type=_port,
+        default=None,
+        help="loopback port of the hub's API (default: picked once, then kept)",
+    )
+    parser.add_argument(
+        "--proxy-api-port",
+        type=_port,
+        default=None,
+        help="loopback port of the proxy's API (default: picked once, then kept)",
+    )
     parser.add_argument("--ssl-cert", default=None, help="TLS certificate (PEM) for HTTPS")
     parser.add_argument("--ssl-key", default=None, help="TLS private key (PEM) for HTTPS")
-    parser.add_argument("--allow-insecure-http", action="store_true",
-                        help="allow a non-loopback --ip without TLS (passwords in clear)")
-    parser.add_argument("--config", dest="config_file", default=None,
-                        help="a jupyterhub_config.py applied on top of the embedded defaults")
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="hub log level")
+    parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow a non-loopback --ip without TLS (passwords in clear)",
+    )
+    parser.add_argument(
+        "--config",
+        dest="config_files",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a jupyterhub_config.py applied on top of the embedded defaults "
+        "(repeatable: later files win)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="hub log level",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,14 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"onyxia-hub {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    up = commands.add_parser("up", help="run the datalab on this machine",
-                             description="Start the hub, its proxy and services; stop with "
-                                         "Ctrl-C. The admin's first password comes from "
-                                         "$ONYXIA_HUB_ADMIN_PASSWORD or is generated.")
+    up = commands.add_parser(
+        "up",
+        help="run the datalab on this machine",
+        description="Start the hub, its proxy and services; stop with "
+        "Ctrl-C. The admin's first password comes from "
+        "$ONYXIA_HUB_ADMIN_PASSWORD or is generated.",
+    )
     _add_hub_options(up)
-    config = commands.add_parser("config", help="print the effective jupyterhub_config.py",
-                                 description="Print the configuration `up` would run with, "
-                                             "secrets redacted. Starts and changes nothing.")
+    config = commands.add_parser(
+        "config",
+        help="print the effective jupyterhub_config.py",
+        description="Print the configuration `up` would run with, "
+        "secrets redacted. Starts and changes nothing.",
+    )
     _add_hub_options(config)
     return parser
 

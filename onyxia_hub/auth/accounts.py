@@ -135,8 +135,9 @@ class AccountStore:
     def create(
         self, username: str, password: str, *, authorized: bool, must_change_password: bool
     ) -> None:
-        self.db.add(UserInfo(username=username, password=hash_password(password),
-                             is_authorized=authorized))
+        self.db.add(
+            UserInfo(username=username, password=hash_password(password), is_authorized=authorized)
+        )
         sec = self.security(username)
         sec.must_change_password = must_change_password
         sec.failed_logins = 0
@@ -203,8 +204,9 @@ class AccountStore:
             self.db.query(AccountSecurity)
             .filter(AccountSecurity.must_change_password.is_(False))
             .filter(AccountSecurity.last_failure < cutoff)
-            .filter((AccountSecurity.locked_until.is_(None))
-                    | (AccountSecurity.locked_until < utcnow()))
+            .filter(
+                (AccountSecurity.locked_until.is_(None)) | (AccountSecurity.locked_until < utcnow())
+            )
         )
         count = stale.delete(synchronize_session=False)
         self.db.commit()

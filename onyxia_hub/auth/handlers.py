@@ -53,8 +53,10 @@ class LoginHandler(_PagesMixin, HubLoginHandler):
             and self.request.method == "POST"
             and self.authenticator.must_change_password(user.name)
         ):
-            return url_concat(url_path_join(self.hub.base_url, "change-password"),
-                              {"next": next_url, "first": "1"})
+            return url_concat(
+                url_path_join(self.hub.base_url, "change-password"),
+                {"next": next_url, "first": "1"},
+            )
         return next_url
 
 
@@ -88,8 +90,11 @@ class SignUpHandler(_PagesMixin, BaseHandler):
         auth.create_account(
             username, password, authorized=auth.open_signup, must_change_password=False
         )
-        self.log.info("Account %s signed up (%s)", username,
-                      "open sign-up" if auth.open_signup else "awaiting approval")
+        self.log.info(
+            "Account %s signed up (%s)",
+            username,
+            "open sign-up" if auth.open_signup else "awaiting approval",
+        )
         message = (
             "Your account is ready: you can sign in."
             if auth.open_signup
@@ -137,8 +142,11 @@ class ChangePasswordHandler(_PagesMixin, BaseHandler):
             return self.finish(await self._render(message=problem, alert="danger"))
         auth.store.set_password(user.name, new, must_change=False)
         self.log.info("User %s changed their password", user.name)
-        self.finish(await self._render(message="Your password was changed.", alert="success",
-                                       done=True, first=False))
+        self.finish(
+            await self._render(
+                message="Your password was changed.", alert="success", done=True, first=False
+            )
+        )
 
 
 class AccountsHandler(_PagesMixin, BaseHandler):
@@ -185,7 +193,9 @@ class AccountsHandler(_PagesMixin, BaseHandler):
             self.log.info("%s created account %s", actor, username)
             return await self._render(
                 f"Account {username} created. Give them the initial password: they choose "
-                "their own at first sign-in.", "success")
+                "their own at first sign-in.",
+                "success",
+            )
 
         if not auth.store.exists(username):
             self.set_status(404)
@@ -205,7 +215,9 @@ class AccountsHandler(_PagesMixin, BaseHandler):
                 self.set_status(400)
                 return await self._render(
                     f"{username} is an approved account: revoke it first, or delete the user "
-                    "from the Admin page.", "danger")
+                    "from the Admin page.",
+                    "danger",
+                )
             auth.store.delete(username)
             message = f"The sign-up request of {username} was discarded."
         elif action == "unlock":
@@ -218,8 +230,10 @@ class AccountsHandler(_PagesMixin, BaseHandler):
                 self.set_status(400)
                 return await self._render(problem, "danger")
             auth.store.set_password(username, password, must_change=True)
-            message = (f"The password of {username} was reset: they choose a new one at their "
-                       "next sign-in.")
+            message = (
+                f"The password of {username} was reset: they choose a new one at their "
+                "next sign-in."
+            )
         else:
             self.set_status(400)
             return await self._render(f"Unknown action {action!r}.", "danger")

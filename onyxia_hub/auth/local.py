@@ -153,9 +153,7 @@ class OnyxiaLocalAuthenticator(NativeAuthenticator):
             await asyncio.sleep(self.failed_login_delay)
             return None
         if not info.is_authorized:
-            raise web.HTTPError(
-                403, "Your account is waiting for an administrator's approval."
-            )
+            raise web.HTTPError(403, "Your account is waiting for an administrator's approval.")
         self.store.record_success(username)
         return {"name": username}
 

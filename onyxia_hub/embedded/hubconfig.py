@@ -103,8 +103,9 @@ def build_config(r: Resolved) -> Config:
 
 
 # -- rendering -----------------------------------------------------------------------
-_SECRET_NAME = re.compile(r"(secret|password|passwd|token|credential|private|_keys?$|^keys?$)",
-                          re.IGNORECASE)
+_SECRET_NAME = re.compile(
+    r"(secret|password|passwd|token|credential|private|_keys?$|^keys?$)", re.IGNORECASE
+)
 _NOT_SECRET = re.compile(r"(_file|_path|_url|_dir|_class|_env|ssl_key)$", re.IGNORECASE)
 
 
@@ -130,7 +131,8 @@ def _python_literal(value) -> str:
     if isinstance(value, type):
         return repr(f"{value.__module__}.{value.__qualname__}")
     if callable(value):
-        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', '?')}  # callable"
+        name = f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', '?')}"
+        return f"{name!r}  # a callable"
     if isinstance(value, LazyConfigValue):
         return f"{value!r}  # modifies the default"
     return pprint.pformat(value, width=88, sort_dicts=True)

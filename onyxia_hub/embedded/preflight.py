@@ -18,8 +18,9 @@ from ..errors import OnyxiaHubError
 from .ports import bind_error
 
 
-def check_listen_address(ip: str, ssl_cert: str | None, ssl_key: str | None,
-                         allow_insecure_http: bool) -> list[str]:
+def check_listen_address(
+    ip: str, ssl_cert: str | None, ssl_key: str | None, allow_insecure_http: bool
+) -> list[str]:
     """Refuse clear-text HTTP off loopback; returns warnings to print loudly."""
     try:
         address = ipaddress.ip_address(ip)
@@ -35,8 +36,9 @@ def check_listen_address(ip: str, ssl_cert: str | None, ssl_key: str | None,
         )
     for label, path in (("--ssl-cert", ssl_cert), ("--ssl-key", ssl_key)):
         if path and not os.access(path, os.R_OK):
-            raise OnyxiaHubError(f"{label} {path}: no such readable file",
-                                 f"check the path given to {label}")
+            raise OnyxiaHubError(
+                f"{label} {path}: no such readable file", f"check the path given to {label}"
+            )
     warnings = []
     if not address.is_loopback and not ssl_cert:
         message = (
@@ -89,8 +91,10 @@ def check_reachable_by_others(path: Path, why: str) -> None:
     for directory in [*reversed(path.parents), path]:
         try:
             mode = directory.stat().st_mode
-        except FileNotFoundError:
-            return  # created later, with the right mode
+        except (FileNotFoundError, NotADirectoryError):
+            return  # created later, with the right mode (or refused then, clearly)
+        if not stat.S_ISDIR(mode):
+            return
         if not mode & stat.S_IXOTH:
             raise OnyxiaHubError(
                 f"{directory} is not traversable by other accounts (mode "

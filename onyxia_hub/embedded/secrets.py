@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import OnyxiaHubError
 
-ADMIN_PASSWORD_ENV = "ONYXIA_HUB_ADMIN_PASSWORD"
+ADMIN_PASSWORD_ENV = "ONYXIA_HUB_ADMIN_PASSWORD"  # noqa: S105 - a variable name
 
 
 def write_private(path: Path, text: str) -> None:

@@ -9,7 +9,6 @@ environment before any child process exists.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import sys
@@ -17,12 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jupyterhub.app import JupyterHub
-from tornado.ioloop import IOLoop
 from traitlets.config import Config
 
 from .. import __version__
-from ..auth.accounts import AccountStore, open_session
 from ..errors import OnyxiaHubError
 from . import hubconfig, preflight
 from .hubconfig import ADMIN_NAME, REDACTED, Resolved, build_config, url_host
@@ -48,7 +44,7 @@ class UpOptions:
     ssl_cert: str | None = None
     ssl_key: str | None = None
     allow_insecure_http: bool = False
-    config_file: str | None = None
+    config_files: list[str] = field(default_factory=list)
     log_level: str = "INFO"
     admin_password: str | None = field(default=None, repr=False)
 
@@ -67,8 +63,8 @@ def _isolating() -> bool:
 def effective_config(opts: UpOptions, resolved: Resolved) -> Config:
     """Our configuration, with the operator's --config file merged on top."""
     config = build_config(resolved)
-    if opts.config_file:
-        config.merge(preflight.load_operator_config(opts.config_file))
+    for path in opts.config_files:
+        config.merge(preflight.load_operator_config(path))
     return config
 
 
@@ -146,18 +142,25 @@ class AdminLogin:
     lines: list[str]
 
 
-def bootstrap_admin(db_url: str, state: StateDir, env_password: str | None,
-                    *, on_terminal: bool) -> AdminLogin:
+def bootstrap_admin(
+    db_url: str, state: StateDir, env_password: str | None, *, on_terminal: bool
+) -> AdminLogin:
+    from ..auth.accounts import AccountStore, open_session
+
     store = AccountStore(open_session(db_url))
     password_file = state.secrets / "admin-password"
     if store.exists(ADMIN_NAME):
         lines = [f"Sign in as '{ADMIN_NAME}' with the password you set."]
         if password_file.exists():
-            lines = [f"Sign in as '{ADMIN_NAME}'; the first password (unless you changed it) "
-                     f"is in {password_file}."]
+            lines = [
+                f"Sign in as '{ADMIN_NAME}'; the first password (unless you changed it) "
+                f"is in {password_file}."
+            ]
         if env_password:
-            lines.append(f"{ADMIN_PASSWORD_ENV} is ignored: the '{ADMIN_NAME}' account already "
-                         "exists (change its password on the Password page).")
+            lines.append(
+                f"{ADMIN_PASSWORD_ENV} is ignored: the '{ADMIN_NAME}' account already "
+                "exists (change its password on the Password page)."
+            )
         return AdminLogin(lines)
     if env_password:
         if len(env_password) < 8 or len(env_password.encode()) > 72:
@@ -166,52 +169,47 @@ def bootstrap_admin(db_url: str, state: StateDir, env_password: str | None,
                 f"set a longer {ADMIN_PASSWORD_ENV}, or unset it to have one generated",
             )
         store.create(ADMIN_NAME, env_password, authorized=True, must_change_password=False)
-        return AdminLogin([f"Sign in as '{ADMIN_NAME}' with the password from "
-                           f"{ADMIN_PASSWORD_ENV}."])
+        return AdminLogin(
+            [f"Sign in as '{ADMIN_NAME}' with the password from {ADMIN_PASSWORD_ENV}."]
+        )
     password = generate_password()
     store.create(ADMIN_NAME, password, authorized=True, must_change_password=False)
     if on_terminal:
-        return AdminLogin([f"Sign in as '{ADMIN_NAME}' with the password  {password}",
-                           "(shown once: keep it, or change it on the Password page)."])
+        return AdminLogin(
+            [
+                f"Sign in as '{ADMIN_NAME}' with the password  {password}",
+                "(shown once: keep it, or change it on the Password page).",
+            ]
+        )
     write_private(password_file, password + "\n")
-    return AdminLogin([f"Sign in as '{ADMIN_NAME}'; its password is in {password_file} "
-                       "(readable by you only)."])
-
-
-# -- the hub --------------------------------------------------------------------------
-class OnyxiaHub(JupyterHub):
-    """JupyterHub configured from a `Config` object only, logging to a file as well."""
-
-    log_file = None  # set before initialize()
-
-    def load_config_file(self, *args, **kwargs):
-        # Everything comes from the Config we were given (operator file included):
-        # never pick up a stray jupyterhub_config.py from the working directory.
-        return
-
-    def init_logging(self):
-        if self.log_file is not None:
-            handler = logging.FileHandler(self.log_file, encoding="utf8")
-            os.chmod(self.log_file, 0o600)
-            self.extra_log_handlers.append(handler)
-        super().init_logging()
+    return AdminLogin(
+        [f"Sign in as '{ADMIN_NAME}'; its password is in {password_file} (readable by you only)."]
+    )
 
 
 def _banner(opts: UpOptions, admin: AdminLogin | None, warnings: list[str]) -> str:
     scheme = "https" if opts.ssl_cert else "http"
     host = "127.0.0.1" if opts.ip in ("0.0.0.0", "::") else opts.ip
     lines = ["", f"Onyxia Hub is running at {scheme}://{url_host(host)}:{opts.port}/"]
-    lines += ["  " + line for line in (admin.lines if admin else
-                                       ["Sign in through the configured identity provider."])]
+    lines += [
+        "  " + line
+        for line in (
+            admin.lines if admin else ["Sign in through the configured identity provider."]
+        )
+    ]
     state = opts.state
     lines.append(f"  State: {state.root} (database, secrets, logs; homes in {state.homes})")
     if _isolating():
-        lines.append("  Users are isolated: each one's servers run under their own system "
-                     "account (onyxia-<name>).")
+        lines.append(
+            "  Users are isolated: each one's servers run under their own system "
+            "account (onyxia-<name>)."
+        )
     else:
-        lines.append("  WARNING: users are NOT isolated: every user's servers run as "
-                     f"{os.environ.get('USER') or os.getuid()}, so any user can read any "
-                     "other user's files. Run as root to isolate them.")
+        lines.append(
+            "  WARNING: users are NOT isolated: every user's servers run as "
+            f"{os.environ.get('USER') or os.getuid()}, so any user can read any "
+            "other user's files. Run as root to isolate them."
+        )
     lines += ["  " + w for w in warnings]
     lines += ["  Stop with Ctrl-C.", ""]
     return "\n".join(lines)
@@ -219,15 +217,19 @@ def _banner(opts: UpOptions, admin: AdminLogin | None, warnings: list[str]) -> s
 
 def run_up(opts: UpOptions) -> int:
     os.umask(0o077)
-    warnings = preflight.check_listen_address(opts.ip, opts.ssl_cert, opts.ssl_key,
-                                              opts.allow_insecure_http)
+    warnings = preflight.check_listen_address(
+        opts.ip, opts.ssl_cert, opts.ssl_key, opts.allow_insecure_http
+    )
     proxy = preflight.find_proxy()
     isolate = _isolating()
     state = opts.state
     if isolate:
         preflight.check_reachable_by_others(state.homes, "their home directories")
-        for path in {Path(sys.prefix), Path(sys.base_prefix),
-                     Path(os.path.realpath(sys.executable))}:
+        for path in {
+            Path(sys.prefix),
+            Path(sys.base_prefix),
+            Path(os.path.realpath(sys.executable)),
+        }:
             preflight.check_reachable_by_others(path, f"the Python they run ({path})")
     state.prepare(shared_homes=isolate)
     with state.lock():
@@ -237,12 +239,15 @@ def run_up(opts: UpOptions) -> int:
 
             opts.port = pick_free_port(opts.ip)
         preflight.check_port(opts.ip, opts.port, "public web address", "--port")
-        for port, what, option in ((opts.hub_port, "hub", "--hub-port"),
-                                   (opts.proxy_api_port, "proxy's API", "--proxy-api-port")):
+        for port, what, option in (
+            (opts.hub_port, "hub", "--hub-port"),
+            (opts.proxy_api_port, "proxy's API", "--proxy-api-port"),
+        ):
             if port:
                 preflight.check_port("127.0.0.1", port, what, option)
-        ports = state.internal_ports("127.0.0.1", {"hub": opts.hub_port,
-                                                   "proxy_api": opts.proxy_api_port})
+        ports = state.internal_ports(
+            "127.0.0.1", {"hub": opts.hub_port, "proxy_api": opts.proxy_api_port}
+        )
         ensure_secret(state.secrets / "cookie_secret")
         resolved = Resolved(
             state=state,
@@ -262,46 +267,13 @@ def run_up(opts: UpOptions) -> int:
         admin = None
         if uses_local_accounts(config):
             db_url = config.OnyxiaLocalAuthenticator.get("db_url")
-            admin = bootstrap_admin(db_url, state, opts.admin_password,
-                                    on_terminal=sys.stdout.isatty())
+            admin = bootstrap_admin(
+                db_url, state, opts.admin_password, on_terminal=sys.stdout.isatty()
+            )
         opts.admin_password = None
-        return _run_hub(config, state, _banner(opts, admin, warnings))
+        from .hub import run_hub  # imports JupyterHub: ~2 s, only once the checks passed
 
-
-def _run_hub(config: Config, state: StateDir, banner: str) -> int:
-    OnyxiaHub.log_file = str(state.hub_log)
-    app = OnyxiaHub.instance(config=config)
-    app._init_asyncio_patch()
-    loop = IOLoop(make_current=False)
-
-    async def boot():
-        await app.initialize([])
-        await app.start()
-        print(banner, flush=True)
-
-    try:
-        loop.run_sync(boot)
-    except SystemExit as e:
-        loop.close()
-        raise OnyxiaHubError(f"the hub stopped while starting (exit code {e.code})",
-                             f"see the messages above and {state.hub_log}") from None
-    except OnyxiaHubError:
-        loop.close()
-        raise
-    except Exception as e:
-        app.log.debug("Start-up failure", exc_info=True)
-        loop.close()
-        raise OnyxiaHubError(f"the hub could not start: {type(e).__name__}: {e}",
-                             f"see {state.hub_log} for details") from None
-    try:
-        loop.start()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        loop.close()
-    return 0
-
-
+        return run_hub(config, state, _banner(opts, admin, warnings))
 
 
 __all__ = ["UpOptions", "run_up", "show_config"]

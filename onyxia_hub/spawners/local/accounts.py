@@ -58,8 +58,9 @@ class AccountError(Exception):
 class Accounts:
     """Maps hub users to accounts and creates them on first use."""
 
-    def __init__(self, homes_root: Path, *, isolate: bool, prefix: str = "onyxia-",
-                 shell: str = "/bin/bash"):
+    def __init__(
+        self, homes_root: Path, *, isolate: bool, prefix: str = "onyxia-", shell: str = "/bin/bash"
+    ):
         self.homes_root = Path(homes_root)
         self.isolate = isolate
         self.prefix = prefix
@@ -81,8 +82,9 @@ class Accounts:
         home = self.home_of(hub_name)
         if not self.isolate:
             home.mkdir(mode=0o700, parents=True, exist_ok=True)
-            return Account(pwd.getpwuid(os.getuid()).pw_name, os.getuid(), os.getgid(),
-                           home, isolated=False)
+            return Account(
+                pwd.getpwuid(os.getuid()).pw_name, os.getuid(), os.getgid(), home, isolated=False
+            )
         name = self.system_name(hub_name)
         try:
             entry = pwd.getpwnam(name)
@@ -103,8 +105,18 @@ class Accounts:
     def _create(self, name: str, hub_name: str, home: Path) -> pwd.struct_passwd:
         useradd = shutil.which("useradd") or "/usr/sbin/useradd"
         comment = f"{ACCOUNT_MARKER} for {safe_name(hub_name)}"
-        cmd = [useradd, "--user-group", "--no-create-home", "--home-dir", str(home),
-               "--shell", self.shell, "--comment", comment, name]
+        cmd = [
+            useradd,
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            str(home),
+            "--shell",
+            self.shell,
+            "--comment",
+            comment,
+            name,
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         if result.returncode != 0:
             raise AccountError(

@@ -110,7 +110,6 @@ class OnyxiaLocalSpawner(LocalProcessSpawner):
     def _default_url_default(self):
         return "/lab"
 
-
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._events: list[dict] = []
@@ -119,13 +118,12 @@ class OnyxiaLocalSpawner(LocalProcessSpawner):
     # -- accounts --------------------------------------------------------------------
     @property
     def accounts(self) -> Accounts:
-        isolate = self.isolation == "accounts" or (
-            self.isolation == "auto" and os.geteuid() == 0
-        )
+        isolate = self.isolation == "accounts" or (self.isolation == "auto" and os.geteuid() == 0)
         key = (self.homes_root, isolate, self.account_prefix)
         if key not in _ACCOUNTS:
-            _ACCOUNTS[key] = Accounts(Path(self.homes_root), isolate=isolate,
-                                      prefix=self.account_prefix)
+            _ACCOUNTS[key] = Accounts(
+                Path(self.homes_root), isolate=isolate, prefix=self.account_prefix
+            )
         return _ACCOUNTS[key]
 
     def user_env(self, env):
@@ -199,8 +197,9 @@ class OnyxiaLocalSpawner(LocalProcessSpawner):
         log = self._open_log()
         if log is not None:
             kwargs.update(stdout=log, stderr=STDOUT)
-        self.log.info("Starting server %s for %s as %s", self._log_name, self.user.name,
-                      self._account.name)
+        self.log.info(
+            "Starting server %s for %s as %s", self._log_name, self.user.name, self._account.name
+        )
         try:
             self.proc = Popen(cmd, **kwargs)
         except OSError as e:

@@ -1,0 +1,110 @@
+"""Fixtures shared by the whole suite.
+
+- `hub` (session): one real embedded hub (`onyxia-hub up` in a subprocess, free port,
+  temporary state directory, Node's configurable-http-proxy, JupyterLab user servers).
+- `admin`: a `HubClient` signed in as `admin` through the login form.
+- `make_user`: creates an account through the admin's Accounts page and returns a signed-in
+  `HubClient` for it (the forced first password change done).
+- `new_hub`: a factory for extra hubs (lifecycle, OIDC, errors) stopped at the end.
+
+Real spawns cost about a CPU-second and 130 MiB each: tests share the few they start.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.client import HubClient
+from tests.helpers.hub import HubProcess
+
+CONFIGS = Path(__file__).parent / "configs"
+
+
+@pytest.fixture(scope="session")
+def hub_admin_password() -> str:
+    return "admin-" + secrets.token_urlsafe(12)
+
+
+@pytest.fixture(scope="session")
+def hubs_root():
+    """A directory for hub state that unprivileged accounts can traverse (mode 0711).
+
+    pytest's own temporary directories are private to root (0700), which the hub rightly
+    refuses when it runs as root: users' servers could not reach their homes.
+    """
+    root = Path(tempfile.mkdtemp(prefix="onyxia-hub-tests-"))
+    root.chmod(0o711)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def new_hub(hubs_root, hub_admin_password):
+    hubs: list[HubProcess] = []
+
+    def factory(name: str = "hub", *, config_files=(), extra_args=(), start=True,
+                admin_password=None) -> HubProcess:
+        root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=hubs_root))
+        root.chmod(0o711)
+        hub = HubProcess(state_dir=root / "state",
+                         admin_password=admin_password or hub_admin_password,
+                         config_files=list(config_files), extra_args=list(extra_args))
+        hubs.append(hub)
+        if start:
+            hub.start()
+        return hub
+
+    yield factory
+    for hub in hubs:
+        try:
+            hub.stop()
+        except Exception:  # a test may have left it crashed; never mask the test result
+            pass
+
+
+@pytest.fixture(scope="session")
+def hub(new_hub) -> HubProcess:
+    return new_hub("main", config_files=[CONFIGS / "fast-login.py"])
+
+
+@pytest.fixture(scope="session")
+def admin(hub, hub_admin_password) -> HubClient:
+    client = HubClient(hub.url)
+    r = client.login("admin", hub_admin_password)
+    assert r.status_code == 302, r.text
+    return client
+
+
+@pytest.fixture(scope="session")
+def make_user(hub, admin):
+    created: dict[str, tuple[str, HubClient]] = {}
+
+    def factory(name: str) -> HubClient:
+        if name in created:
+            return created[name][1]
+        initial = "initial-" + secrets.token_urlsafe(8)
+        r = admin.post_form("/hub/accounts", {"action": "create", "username": name,
+                                              "password": initial})
+        assert r.status_code == 200, r.text
+        client = HubClient(hub.url)
+        r = client.login(name, initial)
+        assert r.status_code == 302 and "/hub/change-password" in r.headers["location"]
+        password = "chosen-" + secrets.token_urlsafe(12)
+        r = client.post_form("/hub/change-password", {
+            "current_password": initial, "new_password": password,
+            "new_password_confirmation": password})
+        assert r.status_code == 200 and "Your password was changed" in r.text
+        client.password = password
+        created[name] = (password, client)
+        return client
+
+    return factory
+
+
+def pytest_report_header(config):
+    return f"chromium: {shutil.which('chromium') or 'not installed'}"
