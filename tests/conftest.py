@@ -12,6 +12,7 @@ Real spawns cost about a CPU-second and 130 MiB each: tests share the few they s
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -48,12 +49,19 @@ def new_hub(hubs_root, hub_admin_password):
     hubs: list[HubProcess] = []
 
     def factory(name: str = "hub", *, config_files=(), extra_args=(), start=True,
-                admin_password=None) -> HubProcess:
+                admin_password=None, run_as=None) -> HubProcess:
+        """A new hub; admin_password None: the suite's, "": none (a generated one)."""
         root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=hubs_root))
         root.chmod(0o711)
-        hub = HubProcess(state_dir=root / "state",
-                         admin_password=admin_password or hub_admin_password,
-                         config_files=list(config_files), extra_args=list(extra_args))
+        if run_as:
+            os.chown(root, *run_as)
+        hub = HubProcess(
+            state_dir=root / "state",
+            admin_password=hub_admin_password if admin_password is None else admin_password,
+            config_files=list(config_files),
+            extra_args=list(extra_args),
+            run_as=run_as,
+        )
         hubs.append(hub)
         if start:
             hub.start()

@@ -77,9 +77,10 @@ class SignUpHandler(_PagesMixin, BaseHandler):
         username = auth.normalize_username(self.form("username", 128).strip())
         password = self.form("password", 1024)
         confirmation = self.form("password_confirmation", 1024)
-        problem = auth.check_new_name(username)
-        if problem is None and (username in auth.admin_users or username in auth.blocked_users):
+        if username in auth.admin_users or username in auth.blocked_users:
             problem = f"The username {username!r} is reserved."
+        else:
+            problem = auth.check_new_name(username)
         problem = problem or auth.check_new_password(password, confirmation)
         if problem:
             self.set_status(400)

@@ -34,6 +34,7 @@ class HubProcess:
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
     starts: int = 0
+    run_as: tuple[int, int] | None = None  # (uid, gid): run the hub as this account
 
     @property
     def url(self) -> str:
@@ -54,6 +55,13 @@ class HubProcess:
         self.starts += 1
         env = dict(os.environ, ONYXIA_HUB_ADMIN_PASSWORD=self.admin_password)
         out = open(self.log_path, "wb")  # noqa: SIM115 - kept open by the child
+        if not self.admin_password:
+            env.pop("ONYXIA_HUB_ADMIN_PASSWORD")
+        account = {}
+        if self.run_as:
+            account = dict(user=self.run_as[0], group=self.run_as[1], extra_groups=[])
+            env["HOME"] = str(self.state_dir.parent)
+            env["USER"] = "operator"
         self.proc = subprocess.Popen(
             self.command(),
             stdout=out,
@@ -61,6 +69,7 @@ class HubProcess:
             stdin=subprocess.DEVNULL,
             env=env,
             cwd=REPO,
+            **account,
         )
         out.close()
         deadline = time.monotonic() + timeout

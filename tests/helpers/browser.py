@@ -1,0 +1,87 @@
+"""Debian's chromium driven through Playwright, for tests that look at pages as a person does.
+
+Pytest-independent: `launch_chromium()` is a context manager yielding a Playwright `Browser`.
+
+    with launch_chromium() as browser:
+        page = browser.new_page(base_url=hub.url)
+        page.goto("/hub/login")
+
+Playwright's own browser builds are never downloaded (`playwright install` cannot work on
+this project's machines, whose network is closed): the browser is Debian's chromium, which
+`scripts/test-prerequisites` installs. `ONYXIA_HUB_TEST_CHROMIUM` may name another binary.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+CHROMIUM = Path(os.environ.get("ONYXIA_HUB_TEST_CHROMIUM", "/usr/bin/chromium"))
+
+# Headless in a container as root, with no network but the loopback: without the
+# background-networking flags chromium keeps trying to reach Google's services and misbehaves.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+# Large enough for JupyterLab's launcher and the hub's pages to look as on a laptop.
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+class ChromiumMissing(RuntimeError):
+    pass
+
+
+def chromium_path() -> Path:
+    """The chromium binary to drive, or a ChromiumMissing that says how to get it."""
+    if CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK):
+        return CHROMIUM
+    found = shutil.which("chromium")
+    hint = f" (there is a chromium at {found}: set ONYXIA_HUB_TEST_CHROMIUM)" if found else ""
+    raise ChromiumMissing(
+        f"{CHROMIUM} is missing{hint}. Install Debian's chromium by running "
+        "scripts/test-prerequisites (as root, or with passwordless sudo); "
+        "never `playwright install`, which downloads a browser build and cannot work here.")
+
+
+@contextmanager
+def launch_chromium(*, headless: bool = True, extra_args: tuple[str, ...] = (),
+                    timeout_ms: float = 30_000, **launch_options) -> Iterator:
+    """Start Playwright and Debian's chromium; yield the `Browser`; close both at the end.
+
+    Each launch uses a fresh, temporary user-data directory (Playwright's default), removed
+    when the browser closes. Uses Playwright's sync API: call it outside a running asyncio
+    event loop (plain pytest tests and fixtures are). While it is open, asyncio sees
+    Playwright's loop as running on this thread, so async tests (pytest-asyncio) cannot run
+    meanwhile: keep a pytest fixture around it module-scoped, never session-scoped.
+    """
+    executable = chromium_path()
+    from playwright.sync_api import sync_playwright  # import late: a clear error first
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(executable), headless=headless,
+            args=[*CHROMIUM_ARGS, *extra_args], timeout=timeout_ms, **launch_options)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def new_page(browser, base_url: str | None = None, **context_options):
+    """A page in its own context (own cookies), with the standard viewport and a base URL.
+
+    Closing the page's context (`page.context.close()`) drops its cookies.
+    """
+    context_options.setdefault("viewport", VIEWPORT)
+    context = browser.new_context(base_url=base_url, **context_options)
+    return context.new_page()
