@@ -229,6 +229,13 @@ def test_revoked_account_cannot_sign_in(hub, admin, make_user):
     assert HubClient(hub.url).login("leaver", user.password).status_code == 302
 
 
+def test_local_accounts_have_password_and_accounts_pages_in_the_menu(admin, make_user):
+    assert 'href="/hub/change-password"' in make_user("menu-user").get("/hub/home").text
+    home = admin.get("/hub/home").text
+    assert 'href="/hub/change-password"' in home and 'href="/hub/accounts"' in home
+    assert 'href="/hub/accounts"' not in make_user("menu-user").get("/hub/home").text
+
+
 def test_no_password_in_pages_or_logs(hub, admin, hub_admin_password, make_user):
     user = make_user("discreet")
     for page in ("/hub/accounts", "/hub/home", "/hub/admin"):

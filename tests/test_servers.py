@@ -156,3 +156,15 @@ def test_server_log_goes_to_its_own_file(hub, two_users):
 def test_anonymous_visitor_is_sent_to_login(hub, two_users):
     r = HubClient(hub.url).get("/user/alice/lab")
     assert r.url.startswith(hub.url + "/hub/login")
+
+
+def test_no_secret_on_any_command_line(hub, two_users, hub_admin_password):
+    """`ps` shows every account's command lines: no secret may ever be on one."""
+    secret_files = (hub.state_dir / "hub" / "secrets").iterdir()
+    secrets = [p.read_text().strip() for p in secret_files] + [hub_admin_password]
+    secrets += [user["server"].environ["JUPYTERHUB_API_TOKEN"] for user in two_users.values()]
+    secrets += [user["token"] for user in two_users.values()]
+    command_lines = "\n".join(" ".join(p.cmdline) for p in procs.processes())
+    assert "configurable-http-proxy" in command_lines  # we are looking at the right machine
+    for value in secrets:
+        assert value not in command_lines

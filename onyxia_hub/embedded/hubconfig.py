@@ -83,10 +83,7 @@ def build_config(r: Resolved) -> Config:
     c.JupyterHub.cleanup_proxy = True
     c.JupyterHub.template_paths = [str(TEMPLATES)]
     c.JupyterHub.logo_file = str(LOGO)
-    c.JupyterHub.template_vars = {
-        "onyxia_product_name": "Onyxia Hub",
-        "onyxia_local_accounts": True,
-    }
+    c.JupyterHub.template_vars = {"onyxia_product_name": "Onyxia Hub"}
     c.JupyterHub.log_level = r.log_level
 
     c.JupyterHub.authenticator_class = "onyxia-local"

@@ -65,6 +65,11 @@ def effective_config(opts: UpOptions, resolved: Resolved) -> Config:
     config = build_config(resolved)
     for path in opts.config_files:
         config.merge(preflight.load_operator_config(path))
+    # the Password and Accounts links belong to local accounts only
+    template_vars = dict(config.JupyterHub.get("template_vars", {}))
+    template_vars.setdefault("onyxia_product_name", "Onyxia Hub")
+    template_vars["onyxia_local_accounts"] = uses_local_accounts(config)
+    config.JupyterHub.template_vars = template_vars
     return config
 
 
