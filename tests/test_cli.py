@@ -210,3 +210,67 @@ def test_python_m_runs_the_same_command():
         timeout=60,
     )
     assert result.returncode == 0 and "127.0.0.1:1234" in result.stdout
+
+
+def test_missing_proxy_names_the_setup_command(monkeypatch, tmp_path):
+    from onyxia_hub.embedded import preflight
+    from onyxia_hub.errors import OnyxiaHubError
+
+    monkeypatch.setattr(preflight.sys, "prefix", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(OnyxiaHubError) as error:
+        preflight.find_proxy()
+    assert "configurable-http-proxy" in error.value.message
+    assert "scripts/setup" in error.value.fix
+
+
+def test_on_a_terminal_the_password_is_shown_once_and_ctrl_c_stops_everything(scratch):
+    """A person at a terminal: the generated password is printed, not written to a file."""
+    import pty
+    import select
+    import signal
+
+    from onyxia_hub.embedded.ports import pick_free_port
+
+    port = pick_free_port()
+    state = scratch / "state"
+    env = {k: v for k, v in os.environ.items() if k != "ONYXIA_HUB_ADMIN_PASSWORD"}
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [str(ONYXIA_HUB), "up", "--port", str(port), "--state-dir", str(state)],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+    )
+    os.close(follower)
+    output = b""
+    try:
+        while b"Stop with Ctrl-C" not in output and proc.poll() is None:
+            ready, _, _ = select.select([leader], [], [], 60)
+            assert ready, output.decode(errors="replace")[-2000:]
+            output += os.read(leader, 65536)
+        text = output.decode(errors="replace")
+        line = next(x for x in text.splitlines() if "with the password" in x)
+        password = line.split("with the password")[1].strip()
+        assert len(password) == 23
+        assert not (state / "hub" / "secrets" / "admin-password").exists()
+        from tests.helpers.client import HubClient
+
+        assert HubClient(f"http://127.0.0.1:{port}").login("admin", password).status_code == 302
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        assert proc.wait(60) == 0
+        assert not (state / "hub" / "jupyterhub.pid").exists()
+        proxy_pid = (
+            int((state / "hub" / "proxy.pid").read_text())
+            if (state / "hub" / "proxy.pid").exists()
+            else None
+        )
+        assert proxy_pid is None or not os.path.exists(f"/proc/{proxy_pid}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(leader)
+    # afterwards the password is in the hub's log? never
+    assert password not in (state / "logs" / "hub.log").read_text()

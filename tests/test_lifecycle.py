@@ -30,13 +30,19 @@ def life(new_hub):
     admin = HubClient(hub.url)
     assert admin.login("admin", admin_password).status_code == 302
     carol_password = "carol-" + secrets.token_hex(8)
-    r = admin.post_form("/hub/accounts", {"action": "create", "username": "carol",
-                                          "password": carol_password})
+    r = admin.post_form(
+        "/hub/accounts", {"action": "create", "username": "carol", "password": carol_password}
+    )
     assert r.status_code == 200
-    admin.post_form("/hub/accounts", {"action": "reset", "username": "carol",
-                                      "password": carol_password})
-    state = {"hub": hub, "admin": admin, "admin_password": admin_password,
-             "carol_password": carol_password}
+    admin.post_form(
+        "/hub/accounts", {"action": "reset", "username": "carol", "password": carol_password}
+    )
+    state = {
+        "hub": hub,
+        "admin": admin,
+        "admin_password": admin_password,
+        "carol_password": carol_password,
+    }
     yield state
     hub.stop()
 
@@ -52,8 +58,12 @@ def test_generated_admin_password_goes_to_a_private_file(life):
 def start_server_with_kernel(admin: HubClient, hub) -> dict:
     admin.start_server("carol")
     token = admin.new_token("carol")
-    r = admin.session.post(admin.url("/user/carol/api/kernels"), json={"name": "python3"},
-                           headers={"Authorization": f"token {token}"}, timeout=60)
+    r = admin.session.post(
+        admin.url("/user/carol/api/kernels"),
+        json={"name": "python3"},
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+    )
     assert r.status_code == 201, r.text
     [server] = procs.user_servers("carol")
     tag = server.environ["ONYXIA_HUB_SERVER_ID"]
@@ -84,8 +94,11 @@ def test_crash_then_restart_reattaches_running_servers(life):
     assert proxy_pid(hub) != old_proxy
     # the same server process, reachable again through the new proxy
     assert procs.alive(running["server"].pid)
-    r = admin.session.get(admin.url("/user/carol/api/kernels"),
-                          headers={"Authorization": f"token {running['token']}"}, timeout=30)
+    r = admin.session.get(
+        admin.url("/user/carol/api/kernels"),
+        headers={"Authorization": f"token {running['token']}"},
+        timeout=30,
+    )
     assert r.status_code == 200 and len(r.json()) == 1
     model = admin.api("GET", "/users/carol").json()
     assert model["servers"][""]["ready"]
@@ -126,12 +139,19 @@ def test_clean_stop_leaves_no_process_behind_and_keeps_users(life):
     for pid in (hub_pid, proxy, running["server"].pid, running["kernel"].pid):
         assert not procs.alive(pid), pid
     assert procs.tagged(running["tag"]) == []
-    assert not [p for p in procs.processes()
-                if str(hub.state_dir) in " ".join(p.cmdline)
-                or p.environ.get("JUPYTERHUB_USER") == "carol"]
+    assert not [
+        p
+        for p in procs.processes()
+        if str(hub.state_dir) in " ".join(p.cmdline) or p.environ.get("JUPYTERHUB_USER") == "carol"
+    ]
     assert not (hub.state_dir / "hub" / "jupyterhub.pid").exists()
 
+    hub.admin_password = "a-new-password-from-the-environment"
     hub.start()
+    assert "ONYXIA_HUB_ADMIN_PASSWORD is ignored: the 'admin' account already exists" in (
+        hub.output()
+    )
+    assert HubClient(hub.url).login("admin", hub.admin_password).status_code == 403
     assert HubClient(hub.url).login("carol", life["carol_password"]).status_code == 302
     admin = HubClient(hub.url)
     assert admin.login("admin", life["admin_password"]).status_code == 302  # cookie secret kept
@@ -146,8 +166,9 @@ def operator_account():
     try:
         pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                       check=True)
+        subprocess.run(
+            ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True
+        )
     entry = pwd.getpwnam(name)
     return entry.pw_uid, entry.pw_gid
 
