@@ -116,18 +116,30 @@ def test_crash_then_restart_reattaches_running_servers(life):
 def test_server_that_died_while_the_hub_was_down_is_cleaned_up(life):
     hub, admin = life["hub"], life["admin"]
     running = start_server_with_kernel(admin, hub)
+    server = running["server"]
+    # something the user left running in the background (`nohup ... &` in a terminal):
+    # it inherited the server's environment, and ignores the server's death
+    home = hub.state_dir / "homes" / "carol"
+    background = subprocess.Popen(
+        ["sleep", "600"],
+        env=server.environ,
+        cwd=home,
+        user=server.uid,
+        group=home.stat().st_gid,
+        extra_groups=[],
+        start_new_session=True,
+    )
     hub.crash()
-    os.kill(running["server"].pid, signal.SIGKILL)  # the server dies, its kernel stays
+    os.kill(server.pid, signal.SIGKILL)  # the server dies while the hub is down
     time.sleep(0.5)
-    assert procs.alive(running["kernel"].pid)
+    assert background.poll() is None
 
     hub.start()
     assert "carol still running" not in hub.output()
     assert "" not in admin.api("GET", "/users/carol").json()["servers"]
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and procs.alive(running["kernel"].pid):
-        time.sleep(0.2)
-    assert not procs.alive(running["kernel"].pid), "the orphaned kernel must be ended"
+    background.wait(15)  # ended by the hub: nothing of the dead server is left
+    assert procs.tagged(running["tag"]) == []
+    assert not procs.alive(running["kernel"].pid)
 
 
 def test_clean_stop_leaves_no_process_behind_and_keeps_users(life):

@@ -83,7 +83,12 @@ def open_session(db_url: str) -> Session:
 
 
 def hash_password(password: str) -> bytes:
+    """A bcrypt hash (about 0.2 s of CPU: call it through `hash_password_async` in the hub)."""
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt())
+
+
+async def hash_password_async(password: str) -> bytes:
+    return await asyncio.to_thread(hash_password, password)
 
 
 async def password_matches(stored_hash: bytes | None, password: str) -> bool:
@@ -133,30 +138,28 @@ class AccountStore:
 
     # -- writing -----------------------------------------------------------------------
     def create(
-        self, username: str, password: str, *, authorized: bool, must_change_password: bool
+        self, username: str, password_hash: bytes, *, authorized: bool, must_change: bool
     ) -> None:
-        self.db.add(
-            UserInfo(username=username, password=hash_password(password), is_authorized=authorized)
-        )
-        sec = self.security(username)
-        sec.must_change_password = must_change_password
-        sec.failed_logins = 0
-        sec.locked_until = None
-        self.db.merge(sec)
-        self.db.commit()
+        """Add an account; hash its password with `hash_password` (in a thread if async)."""
+        self.db.add(UserInfo(username=username, password=password_hash, is_authorized=authorized))
+        self._fresh_start(username, must_change)
 
-    def set_password(self, username: str, password: str, *, must_change: bool) -> bool:
+    def set_password(self, username: str, password_hash: bytes, *, must_change: bool) -> bool:
         info = self.info(username)
         if info is None:
             return False
-        info.password = hash_password(password)
+        info.password = password_hash
+        self._fresh_start(username, must_change)
+        return True
+
+    def _fresh_start(self, username: str, must_change: bool) -> None:
+        """A new password: forget failures and lock-outs, set the first-sign-in flag."""
         sec = self.security(username)
         sec.must_change_password = must_change
         sec.failed_logins = 0
         sec.locked_until = None
         self.db.merge(sec)
         self.db.commit()
-        return True
 
     def set_authorized(self, username: str, authorized: bool) -> bool:
         info = self.info(username)

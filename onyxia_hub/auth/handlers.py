@@ -88,7 +88,7 @@ class SignUpHandler(_PagesMixin, BaseHandler):
                 "signup.html", username=username, message=problem, alert="danger"
             )
             return self.finish(html)
-        auth.create_account(
+        await auth.create_account(
             username, password, authorized=auth.open_signup, must_change_password=False
         )
         self.log.info(
@@ -141,7 +141,7 @@ class ChangePasswordHandler(_PagesMixin, BaseHandler):
         if problem:
             self.set_status(400)
             return self.finish(await self._render(message=problem, alert="danger"))
-        auth.store.set_password(user.name, new, must_change=False)
+        await auth.set_password(user.name, new, must_change=False)
         self.log.info("User %s changed their password", user.name)
         self.finish(
             await self._render(
@@ -189,7 +189,9 @@ class AccountsHandler(_PagesMixin, BaseHandler):
             if problem:
                 self.set_status(400)
                 return await self._render(problem, "danger")
-            auth.create_account(username, password, authorized=True, must_change_password=True)
+            await auth.create_account(
+                username, password, authorized=True, must_change_password=True
+            )
             await self._ensure_hub_user(username)
             self.log.info("%s created account %s", actor, username)
             return await self._render(
@@ -230,7 +232,7 @@ class AccountsHandler(_PagesMixin, BaseHandler):
             if problem:
                 self.set_status(400)
                 return await self._render(problem, "danger")
-            auth.store.set_password(username, password, must_change=True)
+            await auth.set_password(username, password, must_change=True)
             message = (
                 f"The password of {username} was reset: they choose a new one at their "
                 "next sign-in."

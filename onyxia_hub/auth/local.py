@@ -36,7 +36,14 @@ from nativeauthenticator import NativeAuthenticator
 from tornado import web
 from traitlets import Float, Unicode, default
 
-from .accounts import AccountStore, name_problem, open_session, password_matches, utcnow
+from .accounts import (
+    AccountStore,
+    hash_password_async,
+    name_problem,
+    open_session,
+    password_matches,
+    utcnow,
+)
 
 
 class OnyxiaLocalAuthenticator(NativeAuthenticator):
@@ -161,20 +168,21 @@ class OnyxiaLocalAuthenticator(NativeAuthenticator):
         return self.store.security(username).must_change_password
 
     # -- accounts ----------------------------------------------------------------------
-    def create_account(
+    async def create_account(
         self, username: str, password: str, *, authorized: bool, must_change_password: bool
     ) -> None:
         """Create an account (names and passwords must have been checked by the caller)."""
         self.store.create(
-            username, password, authorized=authorized, must_change_password=must_change_password
+            username,
+            await hash_password_async(password),
+            authorized=authorized,
+            must_change=must_change_password,
         )
 
-    def ensure_admin_account(self, username: str, password: str) -> bool:
-        """Create the administrator's account unless it exists. True if it was created."""
-        if self.store.exists(username):
-            return False
-        self.create_account(username, password, authorized=True, must_change_password=False)
-        return True
+    async def set_password(self, username: str, password: str, *, must_change: bool) -> bool:
+        return self.store.set_password(
+            username, await hash_password_async(password), must_change=must_change
+        )
 
     def delete_user(self, user):
         # Called when an admin deletes a hub user: the account goes with it.

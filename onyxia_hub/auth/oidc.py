@@ -72,32 +72,38 @@ def discover(issuer: str, timeout: float = 10.0) -> dict:
     its fix) when the document cannot be read or is not this issuer's.
     """
     url = issuer.rstrip("/") + DISCOVERY_PATH
-    fix = ("check OnyxiaOIDCAuthenticator.oidc_issuer (for Keycloak: "
-           "https://<host>/realms/<realm>) and that this machine can reach the provider")
+    fix = (
+        "check OnyxiaOIDCAuthenticator.oidc_issuer (for Keycloak: "
+        "https://<host>/realms/<realm>) and that this machine can reach the provider"
+    )
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
             document = json.load(response)
     except urllib.error.HTTPError as e:
         raise OIDCDiscoveryError(
-            f"OpenID provider {issuer}: its discovery document {url} answered HTTP {e.code}",
-            fix) from None
+            f"OpenID provider {issuer}: its discovery document {url} answered HTTP {e.code}", fix
+        ) from None
     except (urllib.error.URLError, OSError) as e:  # TimeoutError is an OSError
         reason = getattr(e, "reason", e)
         reason = getattr(reason, "strerror", None) or reason or type(e).__name__
         raise OIDCDiscoveryError(
-            f"OpenID provider {issuer} could not be reached ({url}: {reason})", fix) from None
+            f"OpenID provider {issuer} could not be reached ({url}: {reason})", fix
+        ) from None
     except ValueError:  # JSON or UTF-8 decoding
         raise OIDCDiscoveryError(
-            f"OpenID provider {issuer}: {url} did not return JSON", fix) from None
+            f"OpenID provider {issuer}: {url} did not return JSON", fix
+        ) from None
     if not isinstance(document, dict):
         raise OIDCDiscoveryError(
-            f"OpenID provider {issuer}: {url} did not return a JSON object", fix)
+            f"OpenID provider {issuer}: {url} did not return a JSON object", fix
+        )
     named = document.get("issuer")
     if not isinstance(named, str) or named.rstrip("/") != issuer.rstrip("/"):
         raise OIDCDiscoveryError(
             f"OpenID provider {issuer}: {url} names the issuer {named!r}, not {issuer!r}",
             "set OnyxiaOIDCAuthenticator.oidc_issuer to exactly the issuer the provider "
-            "names (scheme, host, port and path)")
+            "names (scheme, host, port and path)",
+        )
     for key in ("authorization_endpoint", "token_endpoint"):
         if not isinstance(document.get(key), str) or not document[key]:
             raise OIDCDiscoveryError(f"OpenID provider {issuer}: {url} has no {key}", fix)
@@ -156,8 +162,10 @@ class OnyxiaOIDCAuthenticator(GenericOAuthenticator):
 
     @default("custom_403_message")
     def _custom_403_message_default(self):
-        return ("You are signed in at your identity provider, but your account is not "
-                "allowed to use this datalab. Ask the datalab's administrators for access.")
+        return (
+            "You are signed in at your identity provider, but your account is not "
+            "allowed to use this datalab. Ask the datalab's administrators for access."
+        )
 
     @default("scope")
     def _scope_default(self):
@@ -169,8 +177,8 @@ class OnyxiaOIDCAuthenticator(GenericOAuthenticator):
             if not self.client_id:
                 raise OnyxiaHubError(
                     f"OnyxiaOIDCAuthenticator.client_id is not set (issuer {self.oidc_issuer})",
-                    "set it to the client id registered at the provider, or set "
-                    "$OAUTH_CLIENT_ID")
+                    "set it to the client id registered at the provider, or set $OAUTH_CLIENT_ID",
+                )
             self._apply_discovery(discover(self.oidc_issuer, self.oidc_discovery_timeout))
 
     def _apply_discovery(self, document: dict) -> None:
@@ -189,5 +197,6 @@ class OnyxiaOIDCAuthenticator(GenericOAuthenticator):
         if not self.userdata_url and not self.userdata_from_id_token:
             raise OIDCDiscoveryError(
                 f"OpenID provider {self.oidc_issuer} announces no userinfo_endpoint",
-                "set OnyxiaOIDCAuthenticator.userdata_url, or userdata_from_id_token = True")
+                "set OnyxiaOIDCAuthenticator.userdata_url, or userdata_from_id_token = True",
+            )
         self.log.info("OIDC endpoints read from %s", self.oidc_issuer)

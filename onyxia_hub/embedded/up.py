@@ -150,7 +150,7 @@ class AdminLogin:
 def bootstrap_admin(
     db_url: str, state: StateDir, env_password: str | None, *, on_terminal: bool
 ) -> AdminLogin:
-    from ..auth.accounts import AccountStore, open_session
+    from ..auth.accounts import AccountStore, hash_password, open_session
 
     store = AccountStore(open_session(db_url))
     password_file = state.secrets / "admin-password"
@@ -173,12 +173,12 @@ def bootstrap_admin(
                 f"{ADMIN_PASSWORD_ENV} must have 8 to 72 bytes",
                 f"set a longer {ADMIN_PASSWORD_ENV}, or unset it to have one generated",
             )
-        store.create(ADMIN_NAME, env_password, authorized=True, must_change_password=False)
+        store.create(ADMIN_NAME, hash_password(env_password), authorized=True, must_change=False)
         return AdminLogin(
             [f"Sign in as '{ADMIN_NAME}' with the password from {ADMIN_PASSWORD_ENV}."]
         )
     password = generate_password()
-    store.create(ADMIN_NAME, password, authorized=True, must_change_password=False)
+    store.create(ADMIN_NAME, hash_password(password), authorized=True, must_change=False)
     if on_terminal:
         return AdminLogin(
             [
