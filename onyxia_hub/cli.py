@@ -2,9 +2,12 @@
 
     onyxia-hub up [--ip 127.0.0.1] [--port 8000] [--state-dir DIR] ...   run the datalab
     onyxia-hub config [same options]         print the effective jupyterhub_config.py
+    onyxia-hub catalog check [PATH ...]      check catalog directories (default: profiles/)
     onyxia-hub --version
 
 Problems the operator can fix print one message and its fix, and exit with status 2.
+`catalog check` exits with 0 when the catalog is valid and 1, listing every problem on
+its own line, when it is not.
 """
 
 from __future__ import annotations
@@ -109,7 +112,56 @@ def build_parser() -> argparse.ArgumentParser:
         "secrets redacted. Starts and changes nothing.",
     )
     _add_hub_options(config)
+    catalog = commands.add_parser(
+        "catalog",
+        help="work with the catalog of services (profiles/*.yaml)",
+        description="The catalog: one <name>.yaml per service, see profiles/README.md.",
+    )
+    actions = catalog.add_subparsers(dest="catalog_command", metavar="ACTION", required=True)
+    check = actions.add_parser(
+        "check",
+        help="check catalog directories without starting anything",
+        description="Read and check catalog directories as the hub would. Prints "
+        "'catalog ok: ...' and exits with 0, or prints each problem as "
+        "'file: field: problem' on standard error and exits with 1.",
+    )
+    check.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="catalog directories; later ones add services (default: the shipped profiles/)",
+    )
     return parser
+
+
+def _catalog_check(paths: list[Path]) -> int:
+    """`onyxia-hub catalog check`: 0 valid, 1 invalid, 2 a path is not a directory."""
+    from .catalog.loader import check_catalog, default_catalog_path
+
+    paths = paths or [default_catalog_path()]
+    for path in paths:
+        if not path.exists():
+            print(f"onyxia-hub: error: catalog directory {path} does not exist", file=sys.stderr)
+            return 2
+        if not path.is_dir():
+            print(
+                f"onyxia-hub: error: {path} is not a directory\n"
+                "  fix: give the directory that holds the <name>.yaml files",
+                file=sys.stderr,
+            )
+            return 2
+    catalog, issues = check_catalog(paths)
+    if catalog is None:
+        for issue in issues:
+            print(issue, file=sys.stderr)
+        count = len(issues)
+        print(f"catalog invalid: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        return 1
+    names = ", ".join(service.name for service in catalog.services)
+    count = len(catalog.services)
+    print(f"catalog ok: {count} service{'s' if count != 1 else ''} ({names})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "catalog":
+        return _catalog_check(args.paths)
 
     from .embedded.up import UpOptions, run_up, show_config
 

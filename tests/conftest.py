@@ -48,8 +48,15 @@ def hubs_root():
 def new_hub(hubs_root, hub_admin_password):
     hubs: list[HubProcess] = []
 
-    def factory(name: str = "hub", *, config_files=(), extra_args=(), start=True,
-                admin_password=None, run_as=None) -> HubProcess:
+    def factory(
+        name: str = "hub",
+        *,
+        config_files=(),
+        extra_args=(),
+        start=True,
+        admin_password=None,
+        run_as=None,
+    ) -> HubProcess:
         """A new hub; admin_password None: the suite's, "": none (a generated one)."""
         root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=hubs_root))
         root.chmod(0o711)
@@ -96,16 +103,22 @@ def make_user(hub, admin):
         if name in created:
             return created[name][1]
         initial = "initial-" + secrets.token_urlsafe(8)
-        r = admin.post_form("/hub/accounts", {"action": "create", "username": name,
-                                              "password": initial})
+        r = admin.post_form(
+            "/hub/accounts", {"action": "create", "username": name, "password": initial}
+        )
         assert r.status_code == 200, r.text
         client = HubClient(hub.url)
         r = client.login(name, initial)
         assert r.status_code == 302 and "/hub/change-password" in r.headers["location"]
         password = "chosen-" + secrets.token_urlsafe(12)
-        r = client.post_form("/hub/change-password", {
-            "current_password": initial, "new_password": password,
-            "new_password_confirmation": password})
+        r = client.post_form(
+            "/hub/change-password",
+            {
+                "current_password": initial,
+                "new_password": password,
+                "new_password_confirmation": password,
+            },
+        )
         assert r.status_code == 200 and "Your password was changed" in r.text
         client.password = password
         created[name] = (password, client)

@@ -19,8 +19,9 @@ def fresh_name(prefix: str) -> str:
 
 
 def create_account(admin: HubClient, name: str, password: str):
-    return admin.post_form("/hub/accounts", {"action": "create", "username": name,
-                                             "password": password})
+    return admin.post_form(
+        "/hub/accounts", {"action": "create", "username": name, "password": password}
+    )
 
 
 def test_login_page_is_branded_and_never_open(hub):
@@ -83,27 +84,53 @@ def test_admin_created_account_must_choose_its_own_password(hub, admin):
     assert "choose your own before you go on" in page
 
     cases = [
-        ("wrong-current", initial + "x", "abcdefgh-long", "abcdefgh-long",
-         "Your current password is not correct."),
-        ("same-as-current", initial, initial, initial,
-         "The new password must differ from the current one."),
+        (
+            "wrong-current",
+            initial + "x",
+            "abcdefgh-long",
+            "abcdefgh-long",
+            "Your current password is not correct.",
+        ),
+        (
+            "same-as-current",
+            initial,
+            initial,
+            initial,
+            "The new password must differ from the current one.",
+        ),
         ("too-short", initial, "short", "short", "Passwords need at least 8 characters."),
-        ("common", initial, "password123", "password123",
-         "This password is too common; choose another one."),
-        ("mismatch", initial, "first-choice-1", "second-choice-2",
-         "The password and its confirmation differ."),
+        (
+            "common",
+            initial,
+            "password123",
+            "password123",
+            "This password is too common; choose another one.",
+        ),
+        (
+            "mismatch",
+            initial,
+            "first-choice-1",
+            "second-choice-2",
+            "The password and its confirmation differ.",
+        ),
     ]
     for _case, current, new, confirmation, message in cases:
-        r = client.post_form("/hub/change-password", {
-            "current_password": current, "new_password": new,
-            "new_password_confirmation": confirmation})
+        r = client.post_form(
+            "/hub/change-password",
+            {
+                "current_password": current,
+                "new_password": new,
+                "new_password_confirmation": confirmation,
+            },
+        )
         assert r.status_code == 400
         assert page_message(r.text, "password-message") == message
 
     chosen = "chosen-" + secrets.token_hex(8)
-    r = client.post_form("/hub/change-password", {
-        "current_password": initial, "new_password": chosen,
-        "new_password_confirmation": chosen})
+    r = client.post_form(
+        "/hub/change-password",
+        {"current_password": initial, "new_password": chosen, "new_password_confirmation": chosen},
+    )
     assert r.status_code == 200
     assert page_message(r.text, "password-message") == "Your password was changed."
     assert HubClient(hub.url).login(name, initial).status_code == 403
@@ -114,8 +141,9 @@ def test_admin_created_account_must_choose_its_own_password(hub, admin):
 def test_sign_up_waits_for_approval(hub, admin):
     name, password = fresh_name("applicant"), "applicant-" + secrets.token_hex(6)
     client = HubClient(hub.url)
-    r = client.post_form("/hub/signup", {"username": name, "password": password,
-                                         "password_confirmation": password})
+    r = client.post_form(
+        "/hub/signup", {"username": name, "password": password, "password_confirmation": password}
+    )
     assert r.status_code == 200
     assert "once an administrator approves it" in page_message(r.text, "signup-message")
 
@@ -129,8 +157,9 @@ def test_sign_up_waits_for_approval(hub, admin):
     assert page_message(r.text, "accounts-message") == f"{name} can now sign in."
     assert client.login(name, password).status_code == 302
 
-    r = HubClient(hub.url).post_form("/hub/signup", {"username": name, "password": password,
-                                                     "password_confirmation": password})
+    r = HubClient(hub.url).post_form(
+        "/hub/signup", {"username": name, "password": password, "password_confirmation": password}
+    )
     assert r.status_code == 400
     assert page_message(r.text, "signup-message") == f"The username {name!r} is already taken."
 
@@ -150,20 +179,23 @@ SIGNUP_REFUSALS = [
 ]
 
 
-@pytest.mark.parametrize("case,name,password,message", SIGNUP_REFUSALS,
-                         ids=[c[0] for c in SIGNUP_REFUSALS])
+@pytest.mark.parametrize(
+    "case,name,password,message", SIGNUP_REFUSALS, ids=[c[0] for c in SIGNUP_REFUSALS]
+)
 def test_sign_up_refusals_name_the_problem(hub, case, name, password, message):
     client = HubClient(hub.url)
-    r = client.post_form("/hub/signup", {"username": name, "password": password,
-                                         "password_confirmation": password})
+    r = client.post_form(
+        "/hub/signup", {"username": name, "password": password, "password_confirmation": password}
+    )
     assert r.status_code == 400
     assert message in page_message(r.text, "signup-message")
 
 
 def test_oversized_fields_are_refused_not_processed(hub):
     client = HubClient(hub.url)
-    r = client.post_form("/hub/signup", {"username": "a" * 10_000, "password": "x",
-                                         "password_confirmation": "x"})
+    r = client.post_form(
+        "/hub/signup", {"username": "a" * 10_000, "password": "x", "password_confirmation": "x"}
+    )
     assert r.status_code == 400
     assert "The field 'username' is too long (over 128 characters)" in unescape(r.text)
     assert "Traceback" not in r.text
@@ -172,12 +204,17 @@ def test_oversized_fields_are_refused_not_processed(hub):
 def test_account_changes_need_the_xsrf_token(hub, admin):
     name = fresh_name("csrf")
     # a form on another site cannot carry the hub's XSRF token
-    r = admin.post_form("/hub/accounts", {"action": "create", "username": name,
-                                          "password": "whatever-123"}, xsrf=False)
+    r = admin.post_form(
+        "/hub/accounts",
+        {"action": "create", "username": name, "password": "whatever-123"},
+        xsrf=False,
+    )
     assert r.status_code == 403
-    r = admin.post_form("/hub/accounts", {"action": "create", "username": name,
-                                          "password": "whatever-123", "_xsrf": "forged"},
-                        xsrf=False)
+    r = admin.post_form(
+        "/hub/accounts",
+        {"action": "create", "username": name, "password": "whatever-123", "_xsrf": "forged"},
+        xsrf=False,
+    )
     assert r.status_code == 403
     # and a GET (a link, an <img>) changes nothing
     admin.get(f"/hub/accounts?action=create&username={name}&password=whatever-123")
@@ -187,8 +224,10 @@ def test_account_changes_need_the_xsrf_token(hub, admin):
 def test_only_admins_manage_accounts(hub, make_user):
     user = make_user("plain-user")
     assert user.get("/hub/accounts").status_code == 403
-    r = user.post_form("/hub/accounts", {"action": "create", "username": fresh_name("x"),
-                                         "password": "whatever-123"})
+    r = user.post_form(
+        "/hub/accounts",
+        {"action": "create", "username": fresh_name("x"), "password": "whatever-123"},
+    )
     assert r.status_code == 403
     anonymous = HubClient(hub.url)
     r = anonymous.get("/hub/accounts", allow_redirects=False)
@@ -210,10 +249,10 @@ def test_admin_actions_refuse_unknown_accounts_and_actions(admin):
 def test_password_reset_by_admin_forces_a_new_choice(hub, admin, make_user):
     user = make_user("forgetful")
     temporary = "temporary-" + secrets.token_hex(6)
-    r = admin.post_form("/hub/accounts", {"action": "reset", "username": "forgetful",
-                                          "password": temporary})
-    assert "they choose a new one at their next sign-in" in page_message(r.text,
-                                                                        "accounts-message")
+    r = admin.post_form(
+        "/hub/accounts", {"action": "reset", "username": "forgetful", "password": temporary}
+    )
+    assert "they choose a new one at their next sign-in" in page_message(r.text, "accounts-message")
     assert HubClient(hub.url).login("forgetful", user.password).status_code == 403
     r = HubClient(hub.url).login("forgetful", temporary)
     assert r.headers["location"].startswith("/hub/change-password")

@@ -82,8 +82,14 @@ def test_wrong_password_shows_the_form_again(page, make_user):
 def test_sign_in_spawns_jupyterlab(page, hub, admin, make_user):
     user = make_user("browser-user")
     hops: list[str] = []  # every page load of the tab, redirects included
-    page.on("request", lambda request: hops.append(request.url.removeprefix(hub.url))
-            if request.is_navigation_request() and request.frame == page.main_frame else None)
+    page.on(
+        "request",
+        lambda request: (
+            hops.append(request.url.removeprefix(hub.url))
+            if request.is_navigation_request() and request.frame == page.main_frame
+            else None
+        ),
+    )
     pending_pages: list[str] = []
 
     def keep_pending_page(route):
@@ -102,8 +108,12 @@ def test_sign_in_spawns_jupyterlab(page, hub, admin, make_user):
         page.locator("#jp-main-dock-panel").wait_for(timeout=SPAWN_TIMEOUT_MS)
         page.locator(".jp-Launcher").first.wait_for(timeout=SPAWN_TIMEOUT_MS)
         path = [hop.split("?")[0] for hop in hops]
-        wanted = ["/hub/login", "/hub/spawn", "/hub/spawn-pending/browser-user",
-                  "/user/browser-user/lab"]
+        wanted = [
+            "/hub/login",
+            "/hub/spawn",
+            "/hub/spawn-pending/browser-user",
+            "/user/browser-user/lab",
+        ]
         remaining = iter(path)
         assert all(hop in remaining for hop in wanted), hops  # in this order
         # The pending page is rendered only when the start outlasts the wait of /hub/spawn

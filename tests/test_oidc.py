@@ -58,6 +58,7 @@ from tests.helpers.hub import HubProcess, HubStartError
 
 with warnings.catch_warnings():  # the mock imports authlib modules deprecated upstream
     import authlib.deprecate  # noqa: F401 - sets its own "always" filter: put ours first
+
     warnings.simplefilter("ignore", DeprecationWarning)
     from oidc_provider_mock import run_server_in_thread
 
@@ -81,10 +82,15 @@ class Provider:
         assert r.status_code == 204, r.text
 
     def register_client(self, redirect_uri: str) -> tuple[str, str]:
-        r = requests.post(self.config["registration_endpoint"], timeout=10, json={
-            "redirect_uris": [redirect_uri],
-            # oauthenticator's default (basic_auth = False): id and secret in the POST body
-            "token_endpoint_auth_method": "client_secret_post"})
+        r = requests.post(
+            self.config["registration_endpoint"],
+            timeout=10,
+            json={
+                "redirect_uris": [redirect_uri],
+                # oauthenticator's default (basic_auth = False): id and secret in the POST body
+                "token_endpoint_auth_method": "client_secret_post",
+            },
+        )
         assert r.status_code == 201, r.text
         return r.json()["client_id"], r.json()["client_secret"]
 
@@ -109,8 +115,9 @@ class OIDCHub:
     process: HubProcess
 
 
-def oidc_config(issuer: str, client_id: str, client_secret: str, hub_url: str,
-                extra: str = "") -> str:
+def oidc_config(
+    issuer: str, client_id: str, client_secret: str, hub_url: str, extra: str = ""
+) -> str:
     return f"""\
 c = get_config()  # noqa: F821
 c.JupyterHub.authenticator_class = "onyxia-oidc"
@@ -126,12 +133,18 @@ def oidc_hub(new_hub, provider) -> OIDCHub:
     hub = new_hub("oidc", start=False)  # its port is known now; the config comes next
     client_id, client_secret = provider.register_client(f"{hub.url}/hub/oauth_callback")
     config = hub.state_dir.parent / "oidc_config.py"
-    config.write_text(oidc_config(
-        provider.issuer, client_id, client_secret, hub.url,
-        # manage_groups is left to OnyxiaOIDCAuthenticator's default (True): without it
-        # these two lines would stop the hub with a ValueError.
-        f"c.OnyxiaOIDCAuthenticator.allowed_groups = {{{ALLOWED!r}}}\n"
-        f"c.OnyxiaOIDCAuthenticator.admin_groups = {{{ADMINS!r}}}\n"))
+    config.write_text(
+        oidc_config(
+            provider.issuer,
+            client_id,
+            client_secret,
+            hub.url,
+            # manage_groups is left to OnyxiaOIDCAuthenticator's default (True): without it
+            # these two lines would stop the hub with a ValueError.
+            f"c.OnyxiaOIDCAuthenticator.allowed_groups = {{{ALLOWED!r}}}\n"
+            f"c.OnyxiaOIDCAuthenticator.admin_groups = {{{ADMINS!r}}}\n",
+        )
+    )
     hub.config_files = [config]
     hub.start()
     return OIDCHub(hub.url, client_id, StateDir(hub.state_dir), hub)
@@ -165,16 +178,18 @@ def signed_in_user(client: HubClient) -> dict | None:
 @pytest.fixture(scope="module")
 def admin_token(oidc_hub, provider) -> str:
     """An API token of `alice`, admin through the provider's `datalab-admins` group."""
-    provider.set_claims("kc-alice", preferred_username="alice", email="alice@example.org",
-                        groups=[ALLOWED, ADMINS])
+    provider.set_claims(
+        "kc-alice", preferred_username="alice", email="alice@example.org", groups=[ALLOWED, ADMINS]
+    )
     client, r = sign_in(oidc_hub, provider, "kc-alice")
     assert r.status_code == 302, r.text
     return client.new_token("alice", note="oidc tests")
 
 
 def hub_api(hub: OIDCHub, token: str, path: str) -> requests.Response:
-    return requests.get(f"{hub.url}/hub/api{path}", timeout=30,
-                        headers={"Authorization": f"token {token}"})
+    return requests.get(
+        f"{hub.url}/hub/api{path}", timeout=30, headers={"Authorization": f"token {token}"}
+    )
 
 
 # -- signing in -------------------------------------------------------------------------
@@ -186,8 +201,13 @@ def test_login_page_offers_the_provider(oidc_hub):
 
 
 def test_sign_in_through_the_provider(oidc_hub, provider):
-    provider.set_claims("kc-bob", preferred_username="Bob", email="bob@example.org",
-                        name="Bob Marley", groups=[ALLOWED, "project-x"])
+    provider.set_claims(
+        "kc-bob",
+        preferred_username="Bob",
+        email="bob@example.org",
+        name="Bob Marley",
+        groups=[ALLOWED, "project-x"],
+    )
     client, r = sign_in(oidc_hub, provider, "kc-bob")
     assert r.status_code == 302, r.text
     assert r.headers["location"].startswith("/hub/")
@@ -210,35 +230,45 @@ def test_auth_state_holds_the_provider_tokens(oidc_hub, provider, admin_token):
     assert isinstance(state, dict), model
     for key in ("access_token", "refresh_token", "id_token"):
         assert isinstance(state[key], str) and state[key], key
-    assert state["oauth_user"] == {"sub": "kc-alice", "preferred_username": "alice",
-                                   "email": "alice@example.org",
-                                   "groups": [ALLOWED, ADMINS]}
+    assert state["oauth_user"] == {
+        "sub": "kc-alice",
+        "preferred_username": "alice",
+        "email": "alice@example.org",
+        "groups": [ALLOWED, ADMINS],
+    }
     assert "openid" in state["scope"]
 
     # the access token is live: the provider's userinfo endpoint accepts it
-    r = requests.get(provider.config["userinfo_endpoint"], timeout=10,
-                     headers={"Authorization": f"Bearer {state['access_token']}"})
+    r = requests.get(
+        provider.config["userinfo_endpoint"],
+        timeout=10,
+        headers={"Authorization": f"Bearer {state['access_token']}"},
+    )
     assert r.status_code == 200 and r.json()["sub"] == "kc-alice"
     # the id token was signed by the provider, for our client (the mock's tokens name no
     # `kid`: its key set has a single key)
-    (key,) = jwt.PyJWKSet.from_json(requests.get(provider.config["jwks_uri"],
-                                                 timeout=10).text).keys
-    claims = jwt.decode(state["id_token"], key.key, algorithms=["RS256"],
-                        audience=oidc_hub.client_id, issuer=provider.issuer)
+    (key,) = jwt.PyJWKSet.from_json(requests.get(provider.config["jwks_uri"], timeout=10).text).keys
+    claims = jwt.decode(
+        state["id_token"],
+        key.key,
+        algorithms=["RS256"],
+        audience=oidc_hub.client_id,
+        issuer=provider.issuer,
+    )
     assert claims["sub"] == "kc-alice"
 
     # stored encrypted: no token in clear in the hub's database
     with sqlite3.connect(f"file:{oidc_hub.state.hub_db}?mode=ro", uri=True) as db:
-        (stored,) = db.execute("SELECT encrypted_auth_state FROM users WHERE name = 'alice'"
-                               ).fetchone()
+        (stored,) = db.execute(
+            "SELECT encrypted_auth_state FROM users WHERE name = 'alice'"
+        ).fetchone()
     assert stored
     for key in ("access_token", "refresh_token", "id_token"):
         assert state[key].encode() not in stored
 
 
 def test_groups_follow_the_provider_at_each_login(oidc_hub, provider, admin_token):
-    provider.set_claims("kc-dave", preferred_username="dave",
-                        groups=[ALLOWED, ADMINS, "project-y"])
+    provider.set_claims("kc-dave", preferred_username="dave", groups=[ALLOWED, ADMINS, "project-y"])
     client, r = sign_in(oidc_hub, provider, "kc-dave")
     assert r.status_code == 302, r.text
     dave = hub_api(oidc_hub, admin_token, "/users/dave").json()
@@ -249,8 +279,12 @@ def test_groups_follow_the_provider_at_each_login(oidc_hub, provider, admin_toke
 
     # an admin adds dave to a group by hand, and the provider drops him from two groups:
     # his next login leaves him in the provider's groups only
-    r = requests.post(f"{oidc_hub.url}/hub/api/groups/hand-made", json={"users": ["dave"]},
-                      headers={"Authorization": f"token {admin_token}"}, timeout=30)
+    r = requests.post(
+        f"{oidc_hub.url}/hub/api/groups/hand-made",
+        json={"users": ["dave"]},
+        headers={"Authorization": f"token {admin_token}"},
+        timeout=30,
+    )
     assert r.status_code == 201, r.text
     assert "hand-made" in hub_api(oidc_hub, admin_token, "/users/dave").json()["groups"]
     provider.set_claims("kc-dave", preferred_username="dave", groups=[ALLOWED])
@@ -263,11 +297,12 @@ def test_groups_follow_the_provider_at_each_login(oidc_hub, provider, admin_toke
         assert "dave" not in hub_api(oidc_hub, admin_token, f"/groups/{group}").json()["users"]
 
 
-@pytest.mark.parametrize("sub, groups", [("kc-mallory", ["other-team"]),
-                                         ("kc-carol", None)],
-                         ids=["other-group", "no-groups-claim"])
-def test_user_outside_allowed_groups_is_refused(oidc_hub, provider, admin_token, sub,
-                                                groups):
+@pytest.mark.parametrize(
+    "sub, groups",
+    [("kc-mallory", ["other-team"]), ("kc-carol", None)],
+    ids=["other-group", "no-groups-claim"],
+)
+def test_user_outside_allowed_groups_is_refused(oidc_hub, provider, admin_token, sub, groups):
     name = sub.removeprefix("kc-")
     claims = {"preferred_username": name, "email": f"{name}@example.org"}
     if groups is not None:
@@ -301,8 +336,11 @@ def test_hub_with_a_bad_issuer_does_not_start(new_hub, provider, kind):
         issuer = provider.issuer + "/realms/datalab"  # the provider answers 404 there
     hub = new_hub(f"oidc-{kind}", start=False)
     config = hub.state_dir.parent / "oidc_config.py"
-    config.write_text(oidc_config(issuer, "onyxia-hub", "secret", hub.url,
-                                  "c.OnyxiaOIDCAuthenticator.allow_all = True\n"))
+    config.write_text(
+        oidc_config(
+            issuer, "onyxia-hub", "secret", hub.url, "c.OnyxiaOIDCAuthenticator.allow_all = True\n"
+        )
+    )
     hub.config_files = [config]
     with pytest.raises(HubStartError):
         hub.start()
@@ -338,16 +376,21 @@ def test_discover_checks_the_document_is_the_issuers():
     documents: dict[str, bytes] = {}
     server = serve_json(documents)
     base = f"http://127.0.0.1:{server.server_port}"
-    documents.update({
-        "/other" + DISCOVERY_PATH: json.dumps({
-            "issuer": "https://auth.example.org/realms/datalab",
-            "authorization_endpoint": "https://auth.example.org/auth",
-            "token_endpoint": "https://auth.example.org/token"}).encode(),
-        "/html" + DISCOVERY_PATH: b"<html>Welcome</html>",
-        "/partial" + DISCOVERY_PATH: json.dumps({
-            "issuer": base + "/partial",
-            "authorization_endpoint": base + "/auth"}).encode(),
-    })
+    documents.update(
+        {
+            "/other" + DISCOVERY_PATH: json.dumps(
+                {
+                    "issuer": "https://auth.example.org/realms/datalab",
+                    "authorization_endpoint": "https://auth.example.org/auth",
+                    "token_endpoint": "https://auth.example.org/token",
+                }
+            ).encode(),
+            "/html" + DISCOVERY_PATH: b"<html>Welcome</html>",
+            "/partial" + DISCOVERY_PATH: json.dumps(
+                {"issuer": base + "/partial", "authorization_endpoint": base + "/auth"}
+            ).encode(),
+        }
+    )
     try:
         with pytest.raises(OIDCDiscoveryError, match="names the issuer") as e:
             discover(base + "/other")
@@ -372,8 +415,11 @@ def authenticator(**settings) -> OnyxiaOIDCAuthenticator:
 
 
 def test_endpoints_come_from_discovery_unless_set(provider):
-    auth = authenticator(oidc_issuer=provider.issuer, client_id="hub",
-                         token_url="https://elsewhere.example.org/token")
+    auth = authenticator(
+        oidc_issuer=provider.issuer,
+        client_id="hub",
+        token_url="https://elsewhere.example.org/token",
+    )
     assert auth.authorize_url == provider.config["authorization_endpoint"]
     assert auth.userdata_url == provider.config["userinfo_endpoint"]
     assert auth.logout_redirect_url == provider.config["end_session_endpoint"]
@@ -385,8 +431,7 @@ def test_endpoints_come_from_discovery_unless_set(provider):
 
 def test_userdata_from_id_token_is_compatible_with_discovery(provider):
     # oauthenticator refuses userdata_url together with userdata_from_id_token
-    auth = authenticator(oidc_issuer=provider.issuer, client_id="hub",
-                         userdata_from_id_token=True)
+    auth = authenticator(oidc_issuer=provider.issuer, client_id="hub", userdata_from_id_token=True)
     assert auth.userdata_url == ""
     assert auth.token_url == provider.config["token_endpoint"]
 

@@ -61,7 +61,9 @@ def two_users(hub, admin, make_user):
         r = client.session.put(
             client.url(f"/user/{name}/api/contents/private.txt"),
             json={"type": "file", "format": "text", "content": f"{name}'s secret notes"},
-            headers={"Authorization": f"token {token}"}, timeout=30)
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        )
         assert r.status_code in (200, 201), r.text
         [server] = procs.user_servers(name)
         users[name] = {"client": client, "token": token, "server": server}
@@ -96,15 +98,22 @@ def test_users_cannot_read_each_other_or_the_hub(hub, two_users):
     own = as_alice("cat", str(hub.state_dir / "homes" / "alice" / "private.txt"))
     assert own.returncode == 0 and own.stdout == "alice's secret notes"
     # bob's home, bob's process environment (it holds his API token): no
-    for target in [hub.state_dir / "homes" / "bob" / "private.txt",
-                   hub.state_dir / "homes" / "bob",
-                   f"/proc/{bob.pid}/environ"]:
+    for target in [
+        hub.state_dir / "homes" / "bob" / "private.txt",
+        hub.state_dir / "homes" / "bob",
+        f"/proc/{bob.pid}/environ",
+    ]:
         result = as_alice("cat", str(target))
         assert result.returncode != 0 and "Permission denied" in result.stderr, target
     assert "JUPYTERHUB_API_TOKEN" in bob.environ  # so the environment really is sensitive
     # the hub's state: database, secrets, logs
-    for target in ["hub/jupyterhub.sqlite", "hub/accounts.sqlite", "hub/secrets/cookie_secret",
-                   "hub/secrets/crypt_key", "logs/hub.log"]:
+    for target in [
+        "hub/jupyterhub.sqlite",
+        "hub/accounts.sqlite",
+        "hub/secrets/cookie_secret",
+        "hub/secrets/crypt_key",
+        "logs/hub.log",
+    ]:
         result = as_alice("cat", str(hub.state_dir / target))
         assert result.returncode != 0 and "Permission denied" in result.stderr, target
     listing = as_alice("ls", str(hub.state_dir))
@@ -128,9 +137,11 @@ def test_server_environment_carries_no_hub_secret(hub, two_users, hub_admin_pass
 
 def test_one_user_cannot_reach_another_users_server(hub, two_users):
     alice = two_users["alice"]
-    r = alice["client"].session.get(alice["client"].url("/user/bob/api/contents/private.txt"),
-                                    headers={"Authorization": f"token {alice['token']}"},
-                                    timeout=30)
+    r = alice["client"].session.get(
+        alice["client"].url("/user/bob/api/contents/private.txt"),
+        headers={"Authorization": f"token {alice['token']}"},
+        timeout=30,
+    )
     assert r.status_code == 403
     r = alice["client"].get("/user/bob/lab")
     assert "bob's secret notes" not in r.text

@@ -50,12 +50,18 @@ def chromium_path() -> Path:
     raise ChromiumMissing(
         f"{CHROMIUM} is missing{hint}. Install Debian's chromium by running "
         "scripts/test-prerequisites (as root, or with passwordless sudo); "
-        "never `playwright install`, which downloads a browser build and cannot work here.")
+        "never `playwright install`, which downloads a browser build and cannot work here."
+    )
 
 
 @contextmanager
-def launch_chromium(*, headless: bool = True, extra_args: tuple[str, ...] = (),
-                    timeout_ms: float = 30_000, **launch_options) -> Iterator:
+def launch_chromium(
+    *,
+    headless: bool = True,
+    extra_args: tuple[str, ...] = (),
+    timeout_ms: float = 30_000,
+    **launch_options,
+) -> Iterator:
     """Start Playwright and Debian's chromium; yield the `Browser`; close both at the end.
 
     Each launch uses a fresh, temporary user-data directory (Playwright's default), removed
@@ -69,8 +75,12 @@ def launch_chromium(*, headless: bool = True, extra_args: tuple[str, ...] = (),
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=str(executable), headless=headless,
-            args=[*CHROMIUM_ARGS, *extra_args], timeout=timeout_ms, **launch_options)
+            executable_path=str(executable),
+            headless=headless,
+            args=[*CHROMIUM_ARGS, *extra_args],
+            timeout=timeout_ms,
+            **launch_options,
+        )
         try:
             yield browser
         finally:

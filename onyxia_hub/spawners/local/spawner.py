@@ -1,22 +1,27 @@
-"""`OnyxiaLocalSpawner`: user servers as local processes, one account per user when root.
+"""`OnyxiaLocalSpawner`: a launch plan realised as processes on this machine.
 
-What it adds to JupyterHub's `LocalProcessSpawner`:
+For each server it
 
-- accounts and homes are created on first launch (`accounts.Accounts`), never looked up
-  from an existing `/etc/passwd` entry of the same name;
-- the process is started with `Popen(user=, group=, extra_groups=[], umask=0o077)`
-  instead of a `preexec_fn`, so no Python runs between fork and exec;
-- each server's output goes to its own log file, not into the hub's;
-- stopping a server (or finding it dead after a hub crash) ends every process it
-  started, kernels and terminals included (`processes.end_tagged`);
-- after a hub restart a server is recognised by its tag, so a recycled pid is never
-  mistaken for it;
-- progress events say what is happening in words a user understands.
+- runs the catalog's checks and builds the plan (`OnyxiaSpawnerMixin.make_plan`);
+- prepares the user's account and private home (`accounts`; one system account per
+  user when the hub runs as root) and writes the plan's files into it (`homefiles`);
+- gives it the plan's environment, with secrets passed in the environment only (never
+  on a command line), `CUDA_VISIBLE_DEVICES` set to the GPUs it holds (empty: none);
+- enforces its memory and CPU limits with a cgroup (v2 or v1) that the launcher
+  (`enter.py`) joins before it drops root and executes the server, or else with the
+  memory watchdog (`limits`); never `RLIMIT_AS`, which breaks the JVM;
+- tags every process of the server (`processes`), so that stopping it, or finding it
+  dead after a hub crash, ends kernels and background jobs too;
+- writes the server's output to its own log file.
+
+A service whose programs, kernels, Python modules or GPUs are missing here is shown as
+unavailable on the spawn page, with what is missing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import secrets
 import sys
@@ -25,18 +30,26 @@ from subprocess import DEVNULL, STDOUT, Popen
 
 from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import random_port
-from traitlets import CaselessStrEnum, Unicode, default
+from traitlets import CaselessStrEnum, List, Unicode, default
 
+from ...catalog.model import Service
+from ...choices import ChoiceError
 from ...embedded.state import default_state_dir
+from ..base import OnyxiaSpawnerMixin
+from . import availability, enter
 from .accounts import AccountError, Accounts, safe_name
+from .gpus import GpuError, NoGpuFree
+from .homefiles import UnsafeHomePath, write_home_file
+from .limits import CgroupError, attach_server_cgroup, create_server_cgroup, format_bytes
+from .machine import machine_for
 from .processes import TAG, carries_tag, end_tagged, is_alive
 
 _ACCOUNTS: dict[tuple, Accounts] = {}
 _LOG_ROTATE_BYTES = 20 * 1024 * 1024
 
 
-class OnyxiaLocalSpawner(LocalProcessSpawner):
-    """Runs each user server as a JupyterLab process on this machine (see module docstring)."""
+class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
+    """Runs catalog services as local processes (see the module docstring)."""
 
     homes_root = Unicode(
         help="""
@@ -88,10 +101,42 @@ class OnyxiaLocalSpawner(LocalProcessSpawner):
         """,
     ).tag(config=True)
 
-    server_id = Unicode(
-        "",
-        help="Tag of the running server's processes (state; not configurable).",
-    )
+    memory_enforcement = CaselessStrEnum(
+        ["auto", "cgroup2", "cgroup1", "watchdog"],
+        default_value="auto",
+        help="""
+        How each server's memory (and CPU) limit is enforced.
+
+        - `auto` (default): cgroup v2 when the hub's cgroup can delegate the memory
+          controller, else cgroup v1 when its memory hierarchy is writable (as root on
+          most machines), else the watchdog. The choice and its reason are logged at start.
+        - `cgroup2` / `cgroup1`: that one, or the hub refuses to start servers (with the
+          reason) when it cannot be used.
+        - `watchdog`: sample each server's processes once a second and end the largest
+          one over the limit. A safety net, not a jail; CPU is not limited in this mode.
+
+        Never `RLIMIT_AS`: it limits virtual memory, which the JVM (pyspark) and CUDA
+        reserve by the gigabyte without using, so they would not start.
+        """,
+    ).tag(config=True)
+
+    gpu_devices = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        help="""
+        GPU device ids this hub hands out, one server at a time per device.
+
+        None (default): the GPUs `nvidia-smi` lists, by UUID. Each server asking for GPUs
+        gets distinct devices (`CUDA_VISIBLE_DEVICES`); a launch asking for more than are
+        free is refused with a message saying how many are. Servers without GPUs get an
+        empty `CUDA_VISIBLE_DEVICES`.
+
+            c.OnyxiaLocalSpawner.gpu_devices = ["GPU-5fb7...", "GPU-0a1c..."]
+        """,
+    ).tag(config=True)
+
+    server_id = Unicode("", help="Tag of the running server's processes (state).")
 
     @default("interrupt_timeout")
     def _interrupt_timeout_default(self):
@@ -112,10 +157,20 @@ class OnyxiaLocalSpawner(LocalProcessSpawner):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._events: list[dict] = []
         self._account = None
+        self._gpus: tuple[str, ...] = ()
+        self._memory_limit = 0
 
-    # -- accounts --------------------------------------------------------------------
+    # -- the machine -------------------------------------------------------------------
+    @property
+    def machine(self):
+        return machine_for(
+            homes_root=self.homes_root,
+            enforcement=self.memory_enforcement,
+            gpu_devices=self.gpu_devices,
+            log=self.log,
+        )
+
     @property
     def accounts(self) -> Accounts:
         isolate = self.isolation == "accounts" or (self.isolation == "auto" and os.geteuid() == 0)
@@ -126,80 +181,167 @@ class OnyxiaLocalSpawner(LocalProcessSpawner):
             )
         return _ACCOUNTS[key]
 
+    @property
+    def _server_path(self) -> str:
+        return os.pathsep.join(
+            [str(Path(sys.prefix) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]
+        )
+
+    @property
+    def _gpu_key(self) -> str:
+        return f"{self.user.name}/{self.name}"
+
+    def unavailable_reason(self, service: Service) -> str | None:
+        requires = service.local.requires
+        if service.local.command:
+            requires = dataclasses.replace(
+                requires, executables=(service.local.command[0], *requires.executables)
+            )
+        gpus_needed = 0
+        if service.gpu is not None and 0 not in service.gpu.counts:
+            gpus_needed = min(service.gpu.counts)
+        missing = availability.missing(
+            requires,
+            path=self._server_path,
+            gpus_needed=gpus_needed,
+            gpus_total=self.machine.gpus.total,
+        )
+        return availability.in_words(missing) if missing else None
+
     def user_env(self, env):
         account = self._account
         env["USER"] = env["LOGNAME"] = account.name
         env["HOME"] = str(account.home)
         env["SHELL"] = self.accounts.shell
         env.setdefault("LANG", "C.UTF-8")
-        bin_dir = str(Path(sys.prefix) / "bin")
-        env["PATH"] = os.pathsep.join([bin_dir, "/usr/local/bin", "/usr/bin", "/bin"])
+        env["PATH"] = self._server_path
         return env
 
-    # -- progress ----------------------------------------------------------------------
-    def _event(self, progress: int, message: str) -> None:
-        self._events.append({"progress": progress, "message": message})
-
-    async def progress(self):
-        sent = 0
-        while True:
-            while sent < len(self._events):
-                yield self._events[sent]
-                sent += 1
-            await asyncio.sleep(0.25)
-
-    # -- lifecycle ---------------------------------------------------------------------
+    # -- state -------------------------------------------------------------------------
     def load_state(self, state):
         super().load_state(state)
         self.server_id = state.get("server_id", "")
+        self._gpus = tuple(state.get("gpus", ()))
+        self._memory_limit = int(state.get("memory_limit", 0) or 0)
+        if not self.server_id:
+            return
+        self.machine.known_servers.add(self.server_id)
+        self.restore_claim(state)
+        try:
+            self.machine.gpus.restore(self._gpu_key, self._gpus)
+        except GpuError as e:
+            self.log.error("%s: %s", self._log_name, e)
+        if self.machine.watchdog is not None and self.pid and self._memory_limit:
+            self.machine.watchdog.register(
+                self.server_id, self.pid, self._memory_limit, self._memory_note
+            )
 
     def get_state(self):
         state = super().get_state()
         if self.server_id:
-            state["server_id"] = self.server_id
+            state.update(
+                server_id=self.server_id,
+                gpus=list(self._gpus),
+                memory_limit=self._memory_limit,
+                **self.claim_state(),
+            )
         return state
 
     def clear_state(self):
         super().clear_state()
         self.server_id = ""
+        self._gpus = ()
+        self._memory_limit = 0
 
+    # -- start -------------------------------------------------------------------------
     async def start(self):
-        self._events = []
-        self._event(10, "Preparing your account and home directory")
         if self.isolation == "accounts" and os.geteuid() != 0:
             raise RuntimeError(
                 "isolation = 'accounts' needs the hub to run as root; "
                 "set c.OnyxiaLocalSpawner.isolation = 'none' or run the hub as root"
             )
+        plan = await self.make_plan()
+        self.server_id = secrets.token_hex(12)
         try:
-            self._account = await self.accounts.ensure(self.user.name)
-        except AccountError as e:
-            raise RuntimeError(f"Your account could not be prepared: {e}") from None
+            return await self._realise(plan)
+        except BaseException:
+            await self._teardown()
+            raise
 
+    async def _realise(self, plan):
+        machine = self.machine
+        await machine.sweep_once()
+        machine.known_servers.add(self.server_id)
+
+        self.emit(20, "Preparing your home directory")
+        try:
+            self._account = account = await self.accounts.ensure(self.user.name)
+            for file in plan.files:
+                await asyncio.to_thread(
+                    write_home_file,
+                    str(account.home),
+                    file.path,
+                    file.content,
+                    mode=file.mode,
+                    uid=account.uid if account.isolated else None,
+                    gid=account.gid if account.isolated else None,
+                )
+        except (AccountError, UnsafeHomePath) as e:
+            raise RuntimeError(f"Your home directory could not be prepared: {e}") from None
+
+        if plan.gpu:
+            self.emit(25, f"Reserving {plan.gpu.count} GPU(s)")
+            try:
+                self._gpus = machine.gpus.allocate(self._gpu_key, plan.gpu.count)
+            except NoGpuFree as e:
+                raise ChoiceError(str(e), status_code=409, reason="no-gpu") from None
+
+        resources = plan.resources
+        self.mem_limit = self.mem_guarantee = resources.memory_limit
+        self.cpu_limit = self.cpu_guarantee = resources.cpu_limit
+        self._memory_limit = resources.memory_limit
+        self.default_url = plan.default_url
         if self.port == 0:
             self.port = random_port()
-        self.server_id = secrets.token_hex(12)
         env = self.get_env()
+        env.update(plan.environment)
+        env.update(plan.local_environment)
+        env.update(plan.secret_environment)
         env[TAG] = self.server_id
-        cmd = [*self.cmd, *self.get_args()]
+        env["CUDA_VISIBLE_DEVICES"] = env["NVIDIA_VISIBLE_DEVICES"] = ",".join(self._gpus)
+        argv = [*(plan.command or self.cmd), *self.get_args()]
 
-        self._event(40, "Starting JupyterLab")
+        limits = f"{resources.cpu_limit:g} CPU, {format_bytes(resources.memory_limit)}"
+        self.emit(35, f"Setting your limits ({limits})")
         kwargs = dict(
             env=env,
-            cwd=str(self._account.home),
+            cwd=str(account.home),
             start_new_session=True,
             stdin=DEVNULL,
             umask=0o077,
             close_fds=True,
         )
-        if self._account.isolated:
-            kwargs.update(user=self._account.uid, group=self._account.gid, extra_groups=[])
+        uid = account.uid if account.isolated else None
+        gid = account.gid if account.isolated else None
+        if machine.backend.uses_cgroups:
+            try:
+                group = await asyncio.to_thread(
+                    create_server_cgroup,
+                    machine.backend,
+                    self.server_id,
+                    resources.memory_limit,
+                    resources.cpu_limit,
+                )
+            except CgroupError as e:
+                raise RuntimeError(f"Your resource limits could not be set: {e}") from None
+            cmd = enter.command(argv, group.procs_files, uid, gid)
+        else:
+            cmd = enter.command(argv, (), uid, gid) if uid is not None else argv
+
+        self.emit(50, f"Starting {plan.service_display_name}")
         log = self._open_log()
         if log is not None:
             kwargs.update(stdout=log, stderr=STDOUT)
-        self.log.info(
-            "Starting server %s for %s as %s", self._log_name, self.user.name, self._account.name
-        )
         try:
             self.proc = Popen(cmd, **kwargs)
         except OSError as e:
@@ -208,17 +350,22 @@ class OnyxiaLocalSpawner(LocalProcessSpawner):
             if log is not None:
                 log.close()
         self.pid = self.proc.pid
-        self._event(70, "Waiting for JupyterLab to answer")
+        if machine.watchdog is not None:
+            machine.watchdog.register(
+                self.server_id, self.pid, resources.memory_limit, self._memory_note
+            )
+        self.emit(70, f"Waiting for {plan.service_display_name} to answer")
         return (self.ip or "127.0.0.1", self.port)
 
+    # -- poll and stop -----------------------------------------------------------------
     async def poll(self):
         if self.proc is not None:
             status = self.proc.poll()
             if status is not None:
                 with self.proc:
                     pass
-                await self._end_leftovers()
                 self.proc = None
+                await self._teardown()
                 self.clear_state()
             return status
         if not self.pid:
@@ -227,30 +374,51 @@ class OnyxiaLocalSpawner(LocalProcessSpawner):
         # resumed from stored state after a hub restart: the pid must still be ours
         if is_alive(self.pid) and carries_tag(self.pid, self.server_id) is not False:
             return None
-        await self._end_leftovers()
+        await self._teardown()
         self.clear_state()
         return 0
 
     async def stop(self, now=False):
-        server_id = self.server_id
         await super().stop(now=now)
+        await self._teardown()
+
+    async def _teardown(self):
+        """End what is left of the server and give back what it held. Idempotent."""
+        machine = self.machine
+        server_id = self.server_id
         if server_id:
+            if machine.watchdog is not None:
+                machine.watchdog.unregister(server_id)
             ended = await end_tagged(server_id, grace=2.0)
             if ended:
                 self.log.info("Ended %d leftover process(es) of %s", ended, self._log_name)
+            if machine.backend.uses_cgroups:
+                group = attach_server_cgroup(machine.backend, server_id)
+                if group is not None:
+                    if group.oom_kills():
+                        self._memory_note(
+                            f"The memory limit of {format_bytes(group.memory_bytes or 0)} was "
+                            "reached: the kernel ended a process of this server."
+                        )
+                    try:
+                        await asyncio.to_thread(group.kill_all)
+                        await asyncio.to_thread(group.remove)
+                    except CgroupError as e:
+                        self.log.warning("%s: %s", self._log_name, e)
+            machine.known_servers.discard(server_id)
+        machine.gpus.release(self._gpu_key)
+        self._gpus = ()
+        self.release_plan()
 
-    async def _end_leftovers(self):
-        """A dead server may leave kernels and terminals behind: end them."""
-        if self.server_id:
-            ended = await end_tagged(self.server_id, grace=2.0)
-            if ended:
-                self.log.info("Ended %d orphaned process(es) of %s", ended, self._log_name)
+    def _memory_note(self, message: str) -> None:
+        """Say it in the hub's log and at the end of the server's own log."""
+        self.log.warning("%s: %s", self._log_name, message)
+        log = self._open_log()
+        if log is not None:
+            with log:
+                log.write(f"\n[onyxia-hub] {message}\n".encode())
 
     # -- logs --------------------------------------------------------------------------
-    @property
-    def _log_name(self) -> str:
-        return f"{self.user.name}/{self.name or 'default'}"
-
     def _open_log(self):
         if not self.server_log_dir:
             return None
@@ -261,3 +429,6 @@ class OnyxiaLocalSpawner(LocalProcessSpawner):
             path.replace(path.with_suffix(".log.1"))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         return os.fdopen(fd, "ab")
+
+
+__all__ = ["OnyxiaLocalSpawner"]

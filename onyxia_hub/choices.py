@@ -1,0 +1,265 @@
+"""User choices, from every path a launch can come from, parsed into one checked `Choice`.
+
+Paths: the spawn form (POST), a link (`/hub/spawn?opt-service=...`, which only pre-fills
+the form), the REST API (`{"user_options": {...}}` or the legacy bare body), options stored
+by PUT/PATCH on a server, and options reused from the previous start. All of them arrive
+here as a mapping and leave as a `Choice` or a `ChoiceError`.
+
+Checks run against the catalog *as it is now* and the user's groups *as they are now*, at
+every start: options stored yesterday for a service since removed, or for a group the user
+has left, are refused then, not honoured.
+
+A `ChoiceError` is a JupyterHub `SpawnException`: the hub shows its message to the user,
+logs one line and does not count it toward `consecutive_failure_limit`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from jupyterhub.spawner import SpawnException
+
+from .catalog.model import Catalog, Service
+from .quantities import format_cpu, format_memory, human_memory, parse_cpu, parse_memory
+
+OPTIONS = ("service", "version", "cpu", "memory", "gpus", "gpu_type")
+ALIASES = {"profile": "service"}  # KubeSpawner's name; kept for the admin panel's column
+IGNORED = {"_xsrf"}  # the spawn form's XSRF token is not an option
+MAX_KEYS = 16
+MAX_TEXT = 256
+MAX_MESSAGE = 300
+_GPU_COUNT = re.compile(r"\d{1,2}")
+
+
+class ChoiceError(SpawnException):
+    """A refused choice: the message says what is wrong and what is allowed."""
+
+    def __init__(self, message: str, *, status_code: int = 400, reason: str = "invalid-choice"):
+        message = message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
+        super().__init__(message, reason=reason, status_code=status_code)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a user asked for, checked against the catalog: every field has a value."""
+
+    service: str
+    version: str
+    cpu: float
+    memory: int
+    gpus: int = 0
+    gpu_type: str | None = None
+
+    def as_user_options(self) -> dict:
+        """The canonical form stored in the hub's database (and shown by the admin panel)."""
+        options = {
+            "profile": self.service,
+            "service": self.service,
+            "version": self.version,
+            "cpu": format_cpu(self.cpu),
+            "memory": format_memory(self.memory),
+            "gpus": self.gpus,
+        }
+        if self.gpu_type:
+            options["gpu_type"] = self.gpu_type
+        return options
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "...'"
+
+
+def normalize(raw) -> dict[str, object]:
+    """Flatten any path's options to {canonical option: scalar}, refusing anything odd.
+
+    Form and query values arrive as one-element lists of strings, API values as JSON
+    scalars. Unknown options, repeated values, nested structures, booleans, huge strings
+    and non-finite numbers are refused here, before anything looks at their meaning.
+    """
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ChoiceError("Options must be an object of option names to values.")
+    if len(raw) > MAX_KEYS:
+        raise ChoiceError(
+            f"Too many options ({len(raw)}); the known ones are: " + ", ".join(OPTIONS) + "."
+        )
+    options: dict[str, object] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or len(key) > 64:
+            raise ChoiceError(
+                f"Unknown option {_short(key)}; known options: " + ", ".join(OPTIONS) + "."
+            )
+        if key in IGNORED:
+            continue
+        name = ALIASES.get(key, key)
+        if name not in OPTIONS:
+            raise ChoiceError(
+                f"Unknown option {_short(key)}; known options: " + ", ".join(OPTIONS) + "."
+            )
+        if isinstance(value, list):
+            if len(value) != 1:
+                raise ChoiceError(f"The option {name!r} must have one value, not {len(value)}.")
+            value = value[0]
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ChoiceError(f"The option {name!r} must be a string or a number.")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ChoiceError(f"The option {name!r} must be a finite number.")
+        if isinstance(value, str):
+            if len(value) > MAX_TEXT:
+                raise ChoiceError(f"The option {name!r} is too long ({len(value)} characters).")
+            value = value.strip()
+            if value == "":
+                continue
+        if name in options and options[name] != value:
+            raise ChoiceError(f"The option {name!r} is given twice with different values.")
+        options[name] = value
+    return options
+
+
+def check(raw, catalog: Catalog, groups) -> Choice:
+    """A `Choice` from raw options, or a `ChoiceError` naming the problem.
+
+    Missing options take the service's defaults; the service defaults to the catalog's
+    default among those the user's groups may use.
+    """
+    options = normalize(raw)
+    service = _service(options.get("service"), catalog, groups)
+    version = _version(options.get("version"), service)
+    cpu = _cpu(options.get("cpu"), service)
+    memory = _memory(options.get("memory"), service)
+    gpus, gpu_type = _gpus(options.get("gpus"), options.get("gpu_type"), service)
+    return Choice(service.name, version, cpu, memory, gpus, gpu_type)
+
+
+def _service(value, catalog: Catalog, groups) -> Service:
+    visible = catalog.visible_to(groups)
+    if value is None:
+        if not visible:
+            raise ChoiceError(
+                "No service of the catalog is open to your groups: ask an administrator.",
+                status_code=403,
+                reason="no-service",
+            )
+        default = catalog.default_service
+        return default if default in visible else visible[0]
+    service = catalog.get(value) if isinstance(value, str) else None
+    if service is None or service not in visible:
+        # the same answer whether it does not exist or is reserved to other groups
+        names = ", ".join(s.name for s in visible) or "none"
+        raise ChoiceError(
+            f"There is no service {_short(value)} in your catalog; choose one of: {names}."
+        )
+    return service
+
+
+def _version(value, service: Service) -> str:
+    if value is None:
+        return service.default_version.name
+    if not isinstance(value, str) or service.version(value) is None:
+        names = ", ".join(v.name for v in service.versions)
+        raise ChoiceError(
+            f"{service.display_name} has no version {_short(value)}; choose one of: {names}."
+        )
+    return value
+
+
+def _cpu(value, service: Service) -> float:
+    bounds = service.cpu
+    if value is None:
+        return bounds.default
+    try:
+        cores = parse_cpu(value)
+    except ValueError as e:
+        raise ChoiceError(f"cpu: {e}.") from None
+    if not bounds.min <= cores <= bounds.max:
+        raise ChoiceError(
+            f"cpu: {format_cpu(cores)} cores is outside what "
+            f"{service.display_name} allows ({format_cpu(bounds.min)} to "
+            f"{format_cpu(bounds.max)} cores)."
+        )
+    return cores
+
+
+def _memory(value, service: Service) -> int:
+    bounds = service.memory
+    if value is None:
+        return bounds.default
+    try:
+        size = parse_memory(value)
+    except ValueError as e:
+        raise ChoiceError(f"memory: {e}.") from None
+    if not bounds.min <= size <= bounds.max:
+        raise ChoiceError(
+            f"memory: {human_memory(size)} is outside what "
+            f"{service.display_name} allows ({human_memory(bounds.min)} to "
+            f"{human_memory(bounds.max)})."
+        )
+    return size
+
+
+def _gpus(count, gpu_type, service: Service) -> tuple[int, str | None]:
+    gpu = service.gpu
+    if count is None:
+        count = gpu.default_count if gpu else 0
+    elif isinstance(count, str) and _GPU_COUNT.fullmatch(count):
+        count = int(count)
+    elif not isinstance(count, int) or isinstance(count, bool):
+        raise ChoiceError("gpus: the number of GPUs is a whole number.")
+    if gpu is None:
+        if count != 0:
+            raise ChoiceError(f"gpus: {service.display_name} has no GPU option.")
+        if gpu_type is not None:
+            raise ChoiceError(f"gpu_type: {service.display_name} has no GPU option.")
+        return 0, None
+    if count not in gpu.counts:
+        allowed = ", ".join(str(c) for c in gpu.counts)
+        raise ChoiceError(
+            f"gpus: {service.display_name} can have {allowed} GPU(s), not {_short(count)}."
+        )
+    if count == 0:
+        return 0, None
+    if gpu_type is None:
+        return count, gpu.default_type
+    if not isinstance(gpu_type, str) or gpu.type(gpu_type) is None:
+        names = ", ".join(t.name for t in gpu.types)
+        raise ChoiceError(
+            f"gpu_type: {service.display_name} has no GPU type "
+            f"{_short(gpu_type)}; choose one of: {names}."
+        )
+    return count, gpu_type
+
+
+def from_form(form: Mapping[str, list]) -> dict[str, object]:
+    """The spawn form's fields for the chosen service, as raw options.
+
+    The form carries every service's fields, suffixed `--<service>` (`cpu--jupyter-r`),
+    so that each card keeps its own values; only the chosen service's are kept.
+    """
+    if not isinstance(form, Mapping):
+        raise ChoiceError("The form could not be read.")
+    if len(form) > 64 * MAX_KEYS:
+        raise ChoiceError("The form has too many fields.")
+    service = form.get("service")
+    raw: dict[str, object] = {"service": service} if service is not None else {}
+    chosen = service[0] if isinstance(service, list) and len(service) == 1 else None
+    for key, value in form.items():
+        if key in IGNORED or key == "service":
+            continue
+        name, sep, owner = key.partition("--")
+        if not sep:
+            raw[key] = value  # a plain option: checked (and refused if unknown) later
+        elif owner == chosen:
+            raw[name] = value
+        elif name not in OPTIONS:
+            raise ChoiceError(f"Unknown option {_short(key)}.")
+    return raw

@@ -1,0 +1,282 @@
+"""What both spawners share: the catalog, the spawn form, choices, quotas and the plan.
+
+`OnyxiaSpawnerMixin` goes in front of a JupyterHub spawner class (`LocalProcessSpawner`
+for one machine, `KubeSpawner` for Kubernetes). It
+
+- renders the spawn form from the catalog (cards, options, quota gauges, availability),
+- parses the form, and treats a link's `?opt-...` query as a way to *pre-fill* the form,
+  never to start a server (a link on another site cannot start one),
+- at every start, checks the stored options against the catalog and the user's groups
+  as they are now, claims the quota atomically, asks the providers for their
+  contributions and builds the `LaunchPlan` that the adapter realises,
+- reports progress in words a user understands,
+- keeps refusals to one log line, without a traceback.
+
+An adapter implements `realise(plan)` and may override `unavailable_reason(service)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from traitlets import Instance, List, Type, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from ..catalog.loader import CatalogSource, default_catalog_path
+from ..catalog.model import Catalog, Service
+from ..choices import Choice, ChoiceError, check, from_form, normalize
+from ..plan import Launcher, LaunchPlan, build_plan
+from ..providers.base import PlanProvider, PlanRequest, ProviderError
+from ..quotas import LEDGER, Claim, gauges
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+_SOURCES: dict[tuple[str, ...], CatalogSource] = {}
+_JINJA = Environment(
+    loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"])
+)
+
+
+class PrefillOnly(ChoiceError):
+    """Stops JupyterHub from starting a server from a link: the form is shown instead."""
+
+    def __init__(self):
+        super().__init__("", status_code=200, reason="prefill")
+
+
+class _RefusalLogFilter(logging.Filter):
+    """JupyterHub logs refused spawn forms and links with a traceback: keep one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, PrefillOnly):
+            return False  # a link that pre-fills the form is not an error
+        if isinstance(exc, ChoiceError):
+            record.msg, record.args = "Refused launch options: %s", (exc.message,)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def install_refusal_filter(log: logging.Logger) -> None:
+    if not any(isinstance(f, _RefusalLogFilter) for f in log.filters):
+        log.addFilter(_RefusalLogFilter())
+
+
+class OnyxiaSpawnerMixin(LoggingConfigurable):
+    """Catalog-driven launches; see the module docstring."""
+
+    catalog_paths = List(
+        Unicode(),
+        help="""
+        Directories holding the catalog (`*.yaml`, one service per file, and
+        `_catalog.yaml` for quotas). Later directories add services to earlier ones.
+
+        Files are re-read when they change, without restarting the hub; when a change
+        makes the catalog invalid, the last valid catalog stays in use and the problems
+        are logged. Check a catalog with `onyxia-hub catalog check DIR`.
+        Default: the `profiles/` directory shipped with Onyxia Hub.
+
+            c.OnyxiaLocalSpawner.catalog_paths = ["/etc/onyxia-hub/profiles"]
+        """,
+    ).tag(config=True)
+
+    @default("catalog_paths")
+    def _catalog_paths_default(self):
+        return [str(default_catalog_path())]
+
+    provider_classes = List(
+        Type(klass=PlanProvider),
+        help="""
+        Providers that contribute to every launch plan (storage credentials, git
+        identity...), in order: a later provider's variables win over an earlier one's.
+
+            c.OnyxiaLocalSpawner.provider_classes = ["onyxia_hub.providers.s3.S3Provider"]
+        """,
+    ).tag(config=True)
+
+    plan = Instance(
+        LaunchPlan,
+        allow_none=True,
+        help="The plan of the running server (state; not configurable).",
+    )
+
+    # -- the catalog -------------------------------------------------------------------
+    @property
+    def catalog(self) -> Catalog:
+        key = tuple(self.catalog_paths)
+        if key not in _SOURCES:
+            _SOURCES[key] = CatalogSource([Path(p) for p in key], log=self.log)
+        return _SOURCES[key].current()
+
+    @property
+    def group_names(self) -> frozenset[str]:
+        return frozenset(g.name for g in getattr(self.user, "groups", []) or [])
+
+    def unavailable_reason(self, service: Service) -> str | None:
+        """Why this adapter cannot run the service now (missing programs...), or None."""
+        return None
+
+    @property
+    def providers(self) -> list[PlanProvider]:
+        if not hasattr(self, "_providers"):
+            self._providers = [cls(parent=self) for cls in self.provider_classes]
+        return self._providers
+
+    # -- the spawn form ----------------------------------------------------------------
+    @default("options_form")
+    def _options_form_default(self):
+        return OnyxiaSpawnerMixin._render_options_form
+
+    @default("options_from_form")
+    def _options_from_form_default(self):
+        return self._onyxia_options_from_form
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        # Options are checked in start(), every time: nothing to apply beforehand (and
+        # no "unhandled user_options" warning at every start).
+        return lambda spawner, options: None
+
+    def _render_options_form(self) -> str:
+        install_refusal_filter(self.log)
+        catalog = self.catalog
+        groups = self.group_names
+        prefill = getattr(self, "_prefill", None)
+        self._prefill = None
+        selected = self._remembered_choice(prefill, catalog, groups)
+        usage = LEDGER.usage(self.user.name, excluding=self.name)
+        limits = catalog.quotas.for_groups(groups)
+        cards = []
+        for service in catalog.visible_to(groups):
+            cards.append(
+                {
+                    "service": service,
+                    "unavailable": self.unavailable_reason(service),
+                    "choice": selected if selected and selected.service == service.name else None,
+                }
+            )
+        return _JINJA.get_template("options_form.html").render(
+            cards=cards,
+            selected=selected.service if selected else catalog.default_service.name,
+            gauges=gauges(usage, limits),
+            prefilled=prefill is not None,
+        )
+
+    def _remembered_choice(self, prefill, catalog, groups) -> Choice | None:
+        """The choice to preselect: a link's, else the last start's, else none."""
+        for raw in (prefill, self.user_options):
+            if raw:
+                try:
+                    return check(raw, catalog, groups)
+                except ChoiceError:
+                    continue
+        return None
+
+    def _onyxia_options_from_form(self, form_data):
+        install_refusal_filter(self.log)
+        choice = check(from_form(form_data), self.catalog, self.group_names)
+        self._check_runnable(choice)
+        return choice.as_user_options()
+
+    def options_from_query(self, query_data):
+        """A link pre-fills the form; only the form's POST (with its XSRF token) starts."""
+        install_refusal_filter(self.log)
+        options = normalize(query_data)  # refuse malformed links with a clear message
+        check(options, self.catalog, self.group_names)
+        self._prefill = options
+        raise PrefillOnly()
+
+    def _check_runnable(self, choice: Choice) -> None:
+        service = self.catalog.get(choice.service)
+        reason = self.unavailable_reason(service)
+        if reason:
+            raise ChoiceError(
+                f"{service.display_name} cannot start here: {reason}.",
+                status_code=409,
+                reason="unavailable",
+            )
+
+    # -- progress ----------------------------------------------------------------------
+    def emit(self, progress: int, message: str) -> None:
+        if not hasattr(self, "_events"):
+            self._events = []
+        self._events.append({"progress": progress, "message": message})
+
+    async def progress(self):
+        sent = 0
+        while True:
+            events = getattr(self, "_events", [])
+            while sent < len(events):
+                yield events[sent]
+                sent += 1
+            await asyncio.sleep(0.25)
+
+    # -- from options to plan ----------------------------------------------------------
+    async def make_plan(self) -> LaunchPlan:
+        """Check the stored options now, claim the quota, gather contributions, plan.
+
+        Raises `ChoiceError` (a SpawnException) for anything the user can change.
+        """
+        install_refusal_filter(self.log)
+        self._events = []
+        self.emit(5, "Checking your choice")
+        catalog = self.catalog
+        groups = self.group_names
+        choice = check(self.user_options, catalog, groups)
+        self._check_runnable(choice)
+        service = catalog.get(choice.service)
+        # canonical options: what the admin panel shows and the next start reuses
+        self.user_options = choice.as_user_options()
+        if self.orm_spawner is not None:
+            self.orm_spawner.user_options = self.user_options
+
+        launcher = Launcher(self.user.name, self.name, groups)
+        draft = build_plan(catalog, choice, launcher)
+        self.emit(10, "Reserving resources within your quota")
+        LEDGER.claim(
+            self.user.name,
+            self.name,
+            draft.claim,
+            catalog.quotas.for_groups(groups),
+            service.max_servers,
+        )
+        try:
+            contributions = []
+            auth_state = await self.user.get_auth_state() if self.providers else None
+            request = PlanRequest(self.user.name, self.name, groups, service, choice, auth_state)
+            for provider in self.providers:
+                if not provider.enabled_for(request):
+                    continue
+                try:
+                    contributions.append(await provider.contribute(request))
+                except ProviderError as e:
+                    if provider.required:
+                        raise ChoiceError(str(e), status_code=503, reason="provider") from None
+                    self.emit(15, f"Starting without {type(provider).__name__}: {e}")
+            plan = build_plan(catalog, choice, launcher, tuple(contributions))
+        except BaseException:
+            LEDGER.release(self.user.name, self.name)
+            raise
+        self.plan = plan
+        self.log.info("Launching %s for %s: %s", self._log_name, self.user.name, plan.summary())
+        return plan
+
+    def release_plan(self) -> None:
+        """Forget the claim and plan of a server that stopped or failed to start."""
+        LEDGER.release(self.user.name, self.name)
+        self.plan = None
+
+    def restore_claim(self, state: dict) -> None:
+        claim = state.get("claim")
+        if isinstance(claim, dict):
+            try:
+                LEDGER.restore(self.user.name, self.name, Claim(**claim))
+            except TypeError:
+                self.log.warning("Ignoring an unreadable quota claim in %s's state", self._log_name)
+
+    def claim_state(self) -> dict:
+        claim = self.plan.claim if self.plan else None
+        return {"claim": claim.__dict__} if claim else {}

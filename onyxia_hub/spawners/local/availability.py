@@ -1,0 +1,68 @@
+"""Can a service run on this machine? Programs, kernels, Python modules and GPUs.
+
+The spawn page shows a service whose needs are not met as unavailable, naming what is
+missing ("needs the program R and the ir kernel"); a launch of it is refused with the
+same words. Results are cached for a few seconds: the spawn page asks for every card.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+
+from ...catalog.model import Requirements
+
+CACHE_SECONDS = 30.0
+_cache: dict[tuple, tuple[float, list[str]]] = {}
+
+
+def _kernel_names() -> set[str]:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return set(KernelSpecManager().find_kernel_specs())
+
+
+def missing(
+    requires: Requirements, *, path: str, gpus_needed: int = 0, gpus_total: int = 0
+) -> list[str]:
+    """What is missing to run something that needs `requires`, in words; [] if nothing."""
+    key = (requires, path, gpus_needed, gpus_total)
+    now = time.monotonic()
+    cached = _cache.get(key)
+    if cached and now - cached[0] < CACHE_SECONDS:
+        return cached[1]
+    absent = [
+        f"the program {name}"
+        for name in requires.executables
+        if shutil.which(name, path=path) is None
+    ]
+    if requires.kernels:
+        known = _kernel_names()
+        absent += [f"the {name} kernel" for name in requires.kernels if name not in known]
+    if requires.python_modules:
+        importlib.invalidate_caches()
+        absent += [
+            f"the Python module {name}"
+            for name in requires.python_modules
+            if importlib.util.find_spec(name) is None
+        ]
+    if gpus_needed > gpus_total:
+        absent.append(
+            f"{gpus_needed} GPU{'s' if gpus_needed > 1 else ''} (this machine has "
+            f"{gpus_total or 'none'})"
+        )
+    _cache[key] = (now, absent)
+    return absent
+
+
+def in_words(items: list[str]) -> str:
+    """'needs a, b and c'."""
+    if len(items) == 1:
+        return f"needs {items[0]}"
+    return f"needs {', '.join(items[:-1])} and {items[-1]}"
+
+
+def forget() -> None:
+    """Drop cached answers (after installing something, in tests)."""
+    _cache.clear()
