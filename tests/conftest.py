@@ -6,6 +6,10 @@
 - `make_user`: creates an account through the admin's Accounts page and returns a signed-in
   `HubClient` for it (the forced first password change done).
 - `new_hub`: a factory for extra hubs (lifecycle, OIDC, errors) stopped at the end.
+- `test_catalog`: the session hub's second catalog directory (a copy of tests/profiles:
+  a GPU service, a group-restricted one, one the tests change while the hub runs), next
+  to the shipped profiles/. The hub hands out two configured GPU ids and has
+  `consecutive_failure_limit = 5`.
 
 Real spawns cost about a CPU-second and 130 MiB each: tests share the few they start.
 """
@@ -83,8 +87,26 @@ def new_hub(hubs_root, hub_admin_password):
 
 
 @pytest.fixture(scope="session")
-def hub(new_hub) -> HubProcess:
-    return new_hub("main", config_files=[CONFIGS / "fast-login.py"])
+def test_catalog(hubs_root) -> Path:
+    """A copy of tests/profiles the tests may change while the hub runs."""
+    directory = Path(tempfile.mkdtemp(prefix="catalog-", dir=hubs_root))
+    directory.chmod(0o755)
+    for file in (Path(__file__).parent / "profiles").iterdir():
+        shutil.copy(file, directory / file.name)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def hub(new_hub, test_catalog) -> HubProcess:
+    config = test_catalog.parent / "catalog-config.py"
+    config.write_text(
+        "c = get_config()  # noqa\n"
+        "from onyxia_hub.catalog.loader import default_catalog_path\n"
+        f"c.OnyxiaLocalSpawner.catalog_paths = [str(default_catalog_path()), {str(test_catalog)!r}]\n"
+        "c.OnyxiaLocalSpawner.gpu_devices = ['GPU-test-0', 'GPU-test-1']\n"
+        "c.Spawner.consecutive_failure_limit = 5\n"
+    )
+    return new_hub("main", config_files=[CONFIGS / "fast-login.py", config])
 
 
 @pytest.fixture(scope="session")

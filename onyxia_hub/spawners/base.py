@@ -60,9 +60,30 @@ class _RefusalLogFilter(logging.Filter):
         return True
 
 
+class _BoundedLogFilter(logging.Filter):
+    """No log line longer than MAX_LOG_LINE: a 5000-character option is not logged whole.
+
+    JupyterHub logs request URLs (links carry options) and the options stored by PATCH
+    verbatim; attached to the hub's handlers, this bounds what any of them writes.
+    """
+
+    MAX_LOG_LINE = 1000
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if len(message) > self.MAX_LOG_LINE:
+            record.msg = message[: self.MAX_LOG_LINE] + f"... ({len(message)} characters)"
+            record.args = None
+        return True
+
+
 def install_refusal_filter(log: logging.Logger) -> None:
+    """Once per hub: one-line refusals on the hub's logger, bounded lines on its handlers."""
     if not any(isinstance(f, _RefusalLogFilter) for f in log.filters):
         log.addFilter(_RefusalLogFilter())
+    for handler in log.handlers:
+        if not any(isinstance(f, _BoundedLogFilter) for f in handler.filters):
+            handler.addFilter(_BoundedLogFilter())
 
 
 class OnyxiaSpawnerMixin(LoggingConfigurable):
