@@ -102,7 +102,8 @@ def hub(new_hub, test_catalog) -> HubProcess:
     config.write_text(
         "c = get_config()  # noqa\n"
         "from onyxia_hub.catalog.loader import default_catalog_path\n"
-        f"c.OnyxiaLocalSpawner.catalog_paths = [str(default_catalog_path()), {str(test_catalog)!r}]\n"
+        "c.OnyxiaLocalSpawner.catalog_paths = "
+        f"[str(default_catalog_path()), {str(test_catalog)!r}]\n"
         "c.OnyxiaLocalSpawner.gpu_devices = ['GPU-test-0', 'GPU-test-1']\n"
         "c.Spawner.consecutive_failure_limit = 5\n"
     )
