@@ -27,7 +27,6 @@ from onyxia_hub.spawners.local.gpus import GpuConflict, GpuPool, NoGpuFree, prob
 from onyxia_hub.spawners.local.limits import (
     Backend,
     LimitsUnavailable,
-    MemoryWatchdog,
     ServerCgroup,
     attach_server_cgroup,
     create_server_cgroup,
@@ -37,6 +36,7 @@ from onyxia_hub.spawners.local.limits import (
     remove_stale,
 )
 from onyxia_hub.spawners.local.processes import TAG
+from onyxia_hub.spawners.local.watchdog import MemoryWatchdog
 
 MiB = 1024 * 1024
 PYTHON = "/usr/bin/python3"  # readable by every account, unlike a venv under a private dir

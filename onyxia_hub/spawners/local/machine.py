@@ -14,7 +14,8 @@ import hashlib
 import logging
 
 from .gpus import GpuPool, probe_gpus
-from .limits import Backend, MemoryWatchdog, detect_backend, remove_stale
+from .limits import Backend, detect_backend, remove_stale
+from .watchdog import MemoryWatchdog
 
 _MACHINES: dict[tuple, Machine] = {}
 
