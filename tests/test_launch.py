@@ -411,3 +411,38 @@ def test_progress_events_speak_to_users(hub, admin, make_user):
         "Starting Jupyter Python",
     ):
         assert expected in text, text
+
+
+def test_no_secret_leaks_anywhere(hub, admin, hub_admin_password, python_server, mallory):
+    """Hub secrets and a running server's token: not in logs, pages, command lines, homes,
+    nor in any process environment other than the server's own."""
+    from tests.helpers.secrets import SecretScanner
+
+    values = {
+        f"hub {p.name}": p.read_text().strip()
+        for p in (hub.state_dir / "hub" / "secrets").iterdir()
+    }
+    values["admin password"] = hub_admin_password
+    values["mallory's password"] = mallory.password
+    [server] = procs.user_servers("quota-user", "one")
+    values["quota-user's server token"] = server.environ["JUPYTERHUB_API_TOKEN"]
+    scanner = SecretScanner(values)
+    findings = scanner.scan_logs(hub)
+    findings += scanner.scan_pages(
+        admin, ["/hub/home", "/hub/admin", "/hub/accounts", "/hub/spawn/admin/x", "/hub/token"]
+    )
+    findings += scanner.scan_pages(mallory, ["/hub/spawn", "/hub/home"])
+    findings += scanner.scan_command_lines()
+    findings += scanner.scan_files(hub.state_dir / "homes")
+    hub_pids = [hub.proc.pid, int((hub.state_dir / "hub" / "proxy.pid").read_text())]
+    findings += scanner.scan_environments(
+        except_pids=[
+            *hub_pids,
+            *[
+                p.pid
+                for p in procs.processes()
+                if p.environ.get("ONYXIA_HUB_SERVER_ID") == server.environ["ONYXIA_HUB_SERVER_ID"]
+            ],
+        ]
+    )
+    SecretScanner.assert_clean(findings)

@@ -24,7 +24,9 @@ import asyncio
 import dataclasses
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from subprocess import DEVNULL, STDOUT, Popen
 
@@ -135,6 +137,25 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
             c.OnyxiaLocalSpawner.gpu_devices = ["GPU-5fb7...", "GPU-0a1c..."]
         """,
     ).tag(config=True)
+
+    runtime_root = Unicode(
+        help="""
+        A memory-backed directory holding one private directory per running server,
+        `<runtime_root>/<server id>` (mode 0700, owned by the user's account), given to the
+        server as `JUPYTER_RUNTIME_DIR` and `XDG_RUNTIME_DIR`.
+
+        Jupyter writes its server's token into its runtime files: kept here, they never
+        reach the disk nor outlive the server (the directory is removed when it stops).
+        Default: `/dev/shm/onyxia-hub` for root, `/dev/shm/onyxia-hub-<uid>` otherwise
+        (the system's temporary directory when there is no /dev/shm).
+        """,
+    ).tag(config=True)
+
+    @default("runtime_root")
+    def _runtime_root_default(self):
+        base = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+        suffix = "" if os.geteuid() == 0 else f"-{os.geteuid()}"
+        return os.path.join(base, f"onyxia-hub{suffix}")
 
     server_id = Unicode("", help="Tag of the running server's processes (state).")
 
@@ -288,6 +309,7 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
                 )
         except (AccountError, UnsafeHomePath) as e:
             raise RuntimeError(f"Your home directory could not be prepared: {e}") from None
+        runtime = self._make_runtime_dir(account)
 
         if plan.gpu:
             self.emit(25, f"Reserving {plan.gpu.count} GPU(s)")
@@ -308,6 +330,7 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
         env.update(plan.local_environment)
         env.update(plan.secret_environment)
         env[TAG] = self.server_id
+        env["JUPYTER_RUNTIME_DIR"] = env["XDG_RUNTIME_DIR"] = runtime
         env["CUDA_VISIBLE_DEVICES"] = env["NVIDIA_VISIBLE_DEVICES"] = ",".join(self._gpus)
         argv = [*(plan.command or self.cmd), *self.get_args()]
 
@@ -406,9 +429,23 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
                     except CgroupError as e:
                         self.log.warning("%s: %s", self._log_name, e)
             machine.known_servers.discard(server_id)
+            shutil.rmtree(Path(self.runtime_root) / server_id, ignore_errors=True)
         machine.gpus.release(self._gpu_key)
         self._gpus = ()
         self.release_plan()
+
+    def _make_runtime_dir(self, account) -> str:
+        """`<runtime_root>/<server id>`, new, private to the account (see runtime_root)."""
+        root = Path(self.runtime_root)
+        root.mkdir(mode=0o711, parents=True, exist_ok=True)
+        if root.is_symlink() or root.stat().st_uid != os.geteuid():
+            raise RuntimeError(f"{root} is not a directory of the hub's own account")
+        root.chmod(0o711)
+        path = root / self.server_id
+        path.mkdir(mode=0o700)  # fails if anything (a user's link...) is already there
+        if account.isolated:
+            os.chown(path, account.uid, account.gid)
+        return str(path)
 
     def _memory_note(self, message: str) -> None:
         """Say it in the hub's log and at the end of the server's own log."""
