@@ -153,7 +153,9 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
 
     @default("runtime_root")
     def _runtime_root_default(self):
-        base = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+        # shared directory: _make_runtime_dir checks ownership and refuses links
+        shm = "/dev/shm"  # noqa: S108
+        base = shm if os.path.isdir(shm) else tempfile.gettempdir()
         suffix = "" if os.geteuid() == 0 else f"-{os.geteuid()}"
         return os.path.join(base, f"onyxia-hub{suffix}")
 
