@@ -7,15 +7,15 @@ docs/screenshots/ (login, catalog, JupyterLab, portal home).
 One real spawn in this module: it costs about a CPU-second and 130 MiB.
 """
 
-
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.browser import launch_chromium, new_page
+from tests.helpers.browser import EventStreamRecorder, launch_chromium, new_page
 
 pytestmark = pytest.mark.browser
 
@@ -82,3 +82,194 @@ def test_wrong_password_shows_the_form_again(page, make_user):
     assert r.status == 403, "a failed sign-in must not leave the browser signed in"
 
 
+USER = "browser-user"  # one account for the catalog tests; its one server is started last
+
+
+def sign_in_to_catalog(page, make_user) -> None:
+    """Sign in as USER (created on first use) and wait for the catalog JupyterHub shows."""
+    user = make_user(USER)
+    sign_in(page, USER, user.password)
+    # /hub/login -> /hub/ -> /hub/spawn: no server yet, the spawn form is the landing page
+    page.wait_for_url(re.compile(r"/hub/spawn(\?|$)"))
+    page.locator("#launch").wait_for()
+
+
+def checked_service(page) -> str:
+    return page.locator('input[name="service"]:checked').get_attribute("value")
+
+
+def visible_options(page) -> list[str]:
+    """The services whose options fieldset is shown (only the chosen one's, with JavaScript)."""
+    sets = page.locator("fieldset.onyxia-options")
+    return [
+        sets.nth(i).get_attribute("data-service")
+        for i in range(sets.count())
+        if sets.nth(i).is_visible()
+    ]
+
+
+def servers_of(admin, name: str) -> dict:
+    r = admin.api("GET", f"/users/{name}")
+    assert r.status_code == 200, r.text
+    return r.json()["servers"]
+
+
+def test_sign_in_lands_on_the_catalog(page, admin, make_user):
+    sign_in_to_catalog(page, make_user)
+    assert page.title() == "Onyxia Hub"
+    assert page.locator("h1").first.inner_text().strip() == "Launch a service"
+
+    # cards, the catalog's default chosen, its options the only ones shown
+    cards = page.locator(".onyxia-card")
+    shown = [cards.nth(i).get_attribute("data-service") for i in range(cards.count())]
+    assert {"jupyter-python", "jupyter-r", "vscode-python", "jupyter-pyspark"} <= set(shown)
+    assert "pytorch-gpu" not in shown and "teachers-only" not in shown  # other groups'
+    assert checked_service(page) == "jupyter-python"
+    assert visible_options(page) == ["jupyter-python"]
+    assert page.locator(".onyxia-card.border-primary").get_attribute("data-service") == (
+        "jupyter-python"
+    )
+    assert page.locator("#cpu--jupyter-python").input_value() == "1"
+    assert page.locator("#memory--jupyter-python").input_value() == "2Gi"
+
+    # a service this machine cannot run says why, next to a radio that cannot be chosen
+    vscode = page.locator("#service-vscode-python")
+    assert vscode.is_disabled()
+    reason = page.locator("#unavailable-vscode-python")
+    assert vscode.get_attribute("aria-describedby") == "unavailable-vscode-python"
+    assert reason.is_visible()
+    assert "needs the program code-server" in reason.inner_text()
+
+    # the quota gauges, with accessible names and values
+    gauges = page.locator(".onyxia-gauge")
+    assert gauges.count() == 4
+    text = page.locator(".onyxia-quota").inner_text()
+    for label in ("Servers: 0 of 2", "CPU: 0 cores of 8", "Memory:", "GPUs: 0 of 0"):
+        assert label in text, text
+    bars = page.get_by_role("progressbar")
+    assert bars.count() == 4
+    assert page.get_by_role("progressbar", name="CPU used").get_attribute("aria-valuenow") == "0"
+
+    screenshot(page, "catalog.png")
+    assert servers_of(admin, USER) == {}  # showing the catalog starts nothing
+
+
+def test_link_prefills_the_catalog_and_starts_nothing(page, admin, make_user):
+    sign_in_to_catalog(page, make_user)
+    page.goto("/hub/spawn?opt-service=jupyter-python&opt-cpu=2")
+    notice = page.locator("#prefill-notice")
+    assert notice.is_visible()
+    assert "a link alone never starts a server" in notice.inner_text()
+    assert re.search(r"/hub/spawn\?", page.url), page.url  # no redirect to spawn-pending
+    assert checked_service(page) == "jupyter-python"
+    assert page.locator("#cpu--jupyter-python").input_value() == "2"
+    assert page.locator("#memory--jupyter-python").input_value() == "2Gi"  # the default
+    assert servers_of(admin, USER) == {}
+    # the next visit shows the form as it was, without the link's values
+    page.goto("/hub/spawn")
+    assert page.locator("#prefill-notice").count() == 0
+    assert page.locator("#cpu--jupyter-python").input_value() == "1"
+    assert servers_of(admin, USER) == {}
+
+
+def test_launch_from_the_catalog_with_the_keyboard(page, hub, admin, make_user):
+    hops: list[str] = []  # every page load of the tab, redirects included
+    page.on(
+        "request",
+        lambda request: (
+            hops.append(request.url.removeprefix(hub.url))
+            if request.is_navigation_request() and request.frame == page.main_frame
+            else None
+        ),
+    )
+    pending_pages: list[str] = []
+
+    def keep_pending_page(route):
+        response = route.fetch(max_redirects=0)  # the browser follows redirects itself
+        if response.status == 200:
+            pending_pages.append(response.text())
+        route.fulfill(response=response)
+
+    page.route(re.compile(r"/hub/spawn-pending/"), keep_pending_page)
+    streams = EventStreamRecorder(page)
+    sign_in_to_catalog(page, make_user)
+    try:
+        # Tab from the top of the page reaches the service radios (the checked one)
+        page.locator("body").focus()
+        for _ in range(30):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.name") == "service":
+                break
+        focused = page.evaluate("document.activeElement.id")
+        assert focused == "service-jupyter-python", focused
+
+        # an arrow key chooses the next service that can run; its options follow
+        page.keyboard.press("ArrowDown")
+        other = checked_service(page)
+        assert other != "jupyter-python"
+        assert page.evaluate("document.activeElement.id") == f"service-{other}"
+        assert visible_options(page) == [other]
+        page.keyboard.press("ArrowUp")
+        assert checked_service(page) == "jupyter-python"
+        assert visible_options(page) == ["jupyter-python"]
+
+        # Tab goes on to the chosen service's options, then the selects change them
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "version--jupyter-python"
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "cpu--jupyter-python"
+        page.locator("#cpu--jupyter-python").select_option("0.5")
+        page.locator("#memory--jupyter-python").select_option(label="1 GiB")
+        assert page.locator("#memory--jupyter-python").input_value() == "1Gi"
+
+        page.locator("#launch").click()
+        # POST /hub/spawn -> /hub/spawn-pending/browser-user (progress bar while starting)
+        # -> /user/browser-user/lab
+        page.wait_for_url(re.compile(rf"/user/{USER}/lab"), timeout=SPAWN_TIMEOUT_MS)
+        page.locator("#jp-main-dock-panel").wait_for(timeout=SPAWN_TIMEOUT_MS)
+        page.locator(".jp-Launcher").first.wait_for(timeout=SPAWN_TIMEOUT_MS)
+        path = [hop.split("?")[0] for hop in hops]
+        wanted = ["/hub/spawn", f"/hub/spawn-pending/{USER}", f"/user/{USER}/lab"]
+        remaining = iter(path)
+        assert all(hop in remaining for hop in wanted), hops  # in this order
+
+        # The pending page is rendered only when the start outlasts the 1-s wait of the
+        # POST; its EventSource then replays every message of the start so far, after
+        # JupyterHub's "Server requested" (only "Server ready" if it came too late).
+        for html in pending_pages:
+            assert 'id="progress-bar"' in html and "<title>Onyxia Hub</title>" in html
+        messages = [
+            json.loads(data).get("message", "")
+            for data in streams.data(f"/hub/api/users/{USER}/server/progress")
+        ]
+        if not pending_pages:
+            assert messages == [], messages
+        if "Server requested" in messages:
+            for expected in (
+                "Checking your choice",
+                "Preparing your home directory",
+                "Setting your limits (0.5 CPU, 1 GiB)",
+                "Starting Jupyter Python",
+            ):
+                assert expected in messages, messages
+        if pending_pages:
+            assert messages and messages[-1].startswith("Server ready at"), messages
+        streams.detach()
+
+        page.wait_for_load_state("networkidle", timeout=SPAWN_TIMEOUT_MS)
+        screenshot(page, "jupyterlab.png")
+
+        server = servers_of(admin, USER)[""]
+        assert server["ready"], server
+        options = server["user_options"]
+        assert options["service"] == "jupyter-python", options
+        assert options["memory"] == "1Gi" and str(options["cpu"]) == "0.5", options
+
+        page.goto("/hub/home")
+        welcome = page.locator("h1", has_text="Welcome to Onyxia Hub")
+        assert welcome.inner_text().strip() == f"Welcome to Onyxia Hub, {USER}"
+        assert page.locator("#stop").is_visible()  # the running server can be stopped here
+        screenshot(page, "home.png")
+    finally:
+        admin.stop_server(USER)
+    assert servers_of(admin, USER) == {}

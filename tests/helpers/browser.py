@@ -95,3 +95,38 @@ def new_page(browser, base_url: str | None = None, **context_options):
     context_options.setdefault("viewport", VIEWPORT)
     context = browser.new_context(base_url=base_url, **context_options)
     return context.new_page()
+
+
+class EventStreamRecorder:
+    """Every server-sent event the page's EventSources receive, as the browser got them.
+
+    Listens to Chromium's DevTools protocol (`Network.eventSourceMessageReceived`) on its own
+    session: nothing in the page changes, and the record outlives the page's navigations
+    (JupyterHub's spawn-pending page reloads itself into the server as soon as the "ready"
+    event arrives, taking its `#progress-log` along). Chromium only.
+
+        recorder = EventStreamRecorder(page)
+        ...  # the page opens an EventSource
+        recorder.data(url_part="/server/progress")  # ['{"progress": 0, ...}', ...]
+    """
+
+    def __init__(self, page):
+        self.urls: dict[str, str] = {}  # DevTools request id -> URL
+        self.events: list[tuple[str, str]] = []  # (URL, data), in the order received
+        self._session = page.context.new_cdp_session(page)
+        self._session.on("Network.requestWillBeSent", self._on_request)
+        self._session.on("Network.eventSourceMessageReceived", self._on_message)
+        self._session.send("Network.enable")
+
+    def _on_request(self, params: dict) -> None:
+        self.urls[params["requestId"]] = params["request"]["url"]
+
+    def _on_message(self, params: dict) -> None:
+        self.events.append((self.urls.get(params["requestId"], ""), params["data"]))
+
+    def data(self, url_part: str = "") -> list[str]:
+        """The events' data fields, from the streams whose URL contains `url_part`."""
+        return [data for url, data in self.events if url_part in url]
+
+    def detach(self) -> None:
+        self._session.detach()
