@@ -101,8 +101,8 @@ def gauges(usage: Usage, limits: Limits) -> list[Gauge]:
             usage.cpu,
             limits.cpu,
             text(
-                f"{format_cpu(usage.cpu)} cores",
-                None if limits.cpu is None else f"{format_cpu(limits.cpu)}",
+                format_cpu(usage.cpu),
+                None if limits.cpu is None else f"{format_cpu(limits.cpu)} cores",
             ),
         ),
         Gauge(

@@ -44,10 +44,10 @@ def page(browser, hub):
     page.context.close()
 
 
-def screenshot(page, name: str) -> Path:
+def screenshot(page, name: str, *, full_page: bool = False) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), full_page=full_page)
     assert path.stat().st_size > 5_000, f"{path} looks empty"
     return path
 
@@ -139,18 +139,26 @@ def test_sign_in_lands_on_the_catalog(page, admin, make_user):
     assert vscode.get_attribute("aria-describedby") == "unavailable-vscode-python"
     assert reason.is_visible()
     assert "needs the program code-server" in reason.inner_text()
+    # at full strength: no fading (opacity) on the reason or around it, unlike the label
+    opacity = (
+        "e => { let o = 1; for (; e; e = e.parentElement) o *= getComputedStyle(e).opacity;"
+        " return o; }"
+    )
+    assert reason.evaluate(opacity) == 1
 
-    # the quota gauges, with accessible names and values
-    gauges = page.locator(".onyxia-gauge")
-    assert gauges.count() == 4
+    # the quota gauges, with accessible names and values; none for GPUs, which this
+    # user's groups grant none of (a "0 of 0" gauge would be a full, red bar)
     text = page.locator(".onyxia-quota").inner_text()
-    for label in ("Servers: 0 of 2", "CPU: 0 cores of 8", "Memory:", "GPUs: 0 of 0"):
+    for label in ("Servers: 0 of 2", "CPU: 0 of 8 cores", "Memory: 0 GiB of 16 GiB"):
         assert label in text, text
-    bars = page.get_by_role("progressbar")
-    assert bars.count() == 4
-    assert page.get_by_role("progressbar", name="CPU used").get_attribute("aria-valuenow") == "0"
+    assert "GPUs" not in text, text
+    assert page.locator(".onyxia-gauge").count() == 3
+    for name in ("Servers used", "CPU used", "Memory used"):
+        bar = page.get_by_role("progressbar", name=name)
+        assert bar.get_attribute("aria-valuenow") == "0", name
+    assert page.locator('.onyxia-gauge[data-level="ok"]').count() == 3
 
-    screenshot(page, "catalog.png")
+    screenshot(page, "catalog.png", full_page=True)  # down to the Launch button
     assert servers_of(admin, USER) == {}  # showing the catalog starts nothing
 
 
@@ -182,15 +190,19 @@ def test_launch_from_the_catalog_with_the_keyboard(page, hub, admin, make_user):
             else None
         ),
     )
-    pending_pages: list[str] = []
-
-    def keep_pending_page(route):
-        response = route.fetch(max_redirects=0)  # the browser follows redirects itself
-        if response.status == 200:
-            pending_pages.append(response.text())
-        route.fulfill(response=response)
-
-    page.route(re.compile(r"/hub/spawn-pending/"), keep_pending_page)
+    shown: list[str] = []  # the pages the tab rendered (answered 200, not redirected)
+    page.on(
+        "response",
+        lambda response: (
+            shown.append(response.url.removeprefix(hub.url).split("?")[0])
+            if response.request.is_navigation_request()
+            and response.frame == page.main_frame
+            and response.status == 200
+            else None
+        ),
+    )
+    # Not page.route(): Playwright routes no request that a redirect makes, and the
+    # spawn-pending page is always reached by the redirect of the form's POST.
     streams = EventStreamRecorder(page)
     sign_in_to_catalog(page, make_user)
     try:
@@ -213,18 +225,28 @@ def test_launch_from_the_catalog_with_the_keyboard(page, hub, admin, make_user):
         assert checked_service(page) == "jupyter-python"
         assert visible_options(page) == ["jupyter-python"]
 
-        # Tab goes on to the chosen service's options, then the selects change them
+        # Tab goes on to the chosen service's options; an arrow key changes a closed select
+        # (Chromium on Linux): CPU 1 -> 0.5, memory 2 GiB -> 1 GiB, the presets below
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.id") == "version--jupyter-python"
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.id") == "cpu--jupyter-python"
-        page.locator("#cpu--jupyter-python").select_option("0.5")
-        page.locator("#memory--jupyter-python").select_option(label="1 GiB")
-        assert page.locator("#memory--jupyter-python").input_value() == "1Gi"
+        page.keyboard.press("ArrowUp")
+        assert page.locator("#cpu--jupyter-python").input_value() == "0.5"
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "memory--jupyter-python"
+        page.keyboard.press("ArrowUp")
+        memory = page.locator("#memory--jupyter-python")
+        assert memory.input_value() == "1Gi"
+        assert memory.locator("option:checked").inner_text() == "1 GiB"
 
-        page.locator("#launch").click()
-        # POST /hub/spawn -> /hub/spawn-pending/browser-user (progress bar while starting)
-        # -> /user/browser-user/lab
+        # past the options, Tab reaches Launch (the other services' radios are skipped:
+        # one tab stop per radio group), and Enter submits the form
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "launch"
+        page.keyboard.press("Enter")
+        # POST /hub/spawn -> /hub/spawn-pending/browser-user (progress bar while starting,
+        # reloaded when ready) -> /user/browser-user/ -> /user/browser-user/lab
         page.wait_for_url(re.compile(rf"/user/{USER}/lab"), timeout=SPAWN_TIMEOUT_MS)
         page.locator("#jp-main-dock-panel").wait_for(timeout=SPAWN_TIMEOUT_MS)
         page.locator(".jp-Launcher").first.wait_for(timeout=SPAWN_TIMEOUT_MS)
@@ -233,28 +255,28 @@ def test_launch_from_the_catalog_with_the_keyboard(page, hub, admin, make_user):
         remaining = iter(path)
         assert all(hop in remaining for hop in wanted), hops  # in this order
 
-        # The pending page is rendered only when the start outlasts the 1-s wait of the
-        # POST; its EventSource then replays every message of the start so far, after
-        # JupyterHub's "Server requested" (only "Server ready" if it came too late).
-        for html in pending_pages:
-            assert 'id="progress-bar"' in html and "<title>Onyxia Hub</title>" in html
-        messages = [
-            json.loads(data).get("message", "")
-            for data in streams.data(f"/hub/api/users/{USER}/server/progress")
-        ]
-        if not pending_pages:
-            assert messages == [], messages
-        if "Server requested" in messages:
-            for expected in (
-                "Checking your choice",
-                "Preparing your home directory",
-                "Setting your limits (0.5 CPU, 1 GiB)",
-                "Starting Jupyter Python",
-            ):
-                assert expected in messages, messages
-        if pending_pages:
-            assert messages and messages[-1].startswith("Server ready at"), messages
+        # The POST waits 1 s for the start: a slower start renders the pending page, whose
+        # EventSource gets JupyterHub's "Server requested", then every message of the
+        # start so far (the spawner replays them), then "Server ready", and reloads. A
+        # start done within that second redirects the pending page straight to the server:
+        # no stream then. The recorder keeps the messages although the page is gone.
+        events = streams.events_from(f"/hub/api/users/{USER}/server/progress")
         streams.detach()
+        messages = [json.loads(event.data).get("message", "") for event in events]
+        if f"/hub/spawn-pending/{USER}" not in shown:
+            assert messages == [], messages
+        else:
+            assert all(f"/hub/spawn-pending/{USER}" in event.document for event in events)
+            assert messages and messages[-1] == f"Server ready at /user/{USER}/", messages
+            if len(messages) > 1:  # the stream opened while the server was starting
+                assert messages[0] == "Server requested", messages
+                for expected in (
+                    "Checking your choice",
+                    "Preparing your home directory",
+                    "Setting your limits (0.5 CPU, 1 GiB)",
+                    "Starting Jupyter Python",
+                ):
+                    assert expected in messages, messages
 
         page.wait_for_load_state("networkidle", timeout=SPAWN_TIMEOUT_MS)
         screenshot(page, "jupyterlab.png")

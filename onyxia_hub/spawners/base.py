@@ -227,9 +227,11 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
         self._events.append({"progress": progress, "message": message})
 
     async def progress(self):
-        sent = 0
+        sent, events = 0, None
         while True:
-            events = getattr(self, "_events", [])
+            current = getattr(self, "_events", [])
+            if current is not events:  # a new start began: its events, from the first
+                sent, events = 0, current
             while sent < len(events):
                 yield events[sent]
                 sent += 1

@@ -17,6 +17,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 CHROMIUM = Path(os.environ.get("ONYXIA_HUB_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -100,33 +101,42 @@ def new_page(browser, base_url: str | None = None, **context_options):
 class EventStreamRecorder:
     """Every server-sent event the page's EventSources receive, as the browser got them.
 
-    Listens to Chromium's DevTools protocol (`Network.eventSourceMessageReceived`) on its own
-    session: nothing in the page changes, and the record outlives the page's navigations
-    (JupyterHub's spawn-pending page reloads itself into the server as soon as the "ready"
-    event arrives, taking its `#progress-log` along). Chromium only.
+    Listens to Chromium's DevTools protocol (`Network.eventSourceMessageReceived`) on a
+    session of its own: nothing in the page changes, and the record outlives the page's
+    navigations (JupyterHub's spawn-pending page reloads itself into the server as soon as
+    its "ready" event arrives, taking its `#progress-log` along). Chromium only.
 
         recorder = EventStreamRecorder(page)
         ...  # the page opens an EventSource
-        recorder.data(url_part="/server/progress")  # ['{"progress": 0, ...}', ...]
+        for event in recorder.events_from("/server/progress"):
+            event.data, event.document  # '{"progress": 0, ...}', the page that listened
     """
 
+    @dataclass(frozen=True)
+    class Event:
+        url: str  # the stream's URL
+        document: str  # the URL of the page that opened the stream
+        data: str
+
     def __init__(self, page):
-        self.urls: dict[str, str] = {}  # DevTools request id -> URL
-        self.events: list[tuple[str, str]] = []  # (URL, data), in the order received
+        self._requests: dict[str, tuple[str, str]] = {}  # request id -> (URL, page URL)
+        self.events: list[EventStreamRecorder.Event] = []  # in the order received
         self._session = page.context.new_cdp_session(page)
         self._session.on("Network.requestWillBeSent", self._on_request)
         self._session.on("Network.eventSourceMessageReceived", self._on_message)
         self._session.send("Network.enable")
 
     def _on_request(self, params: dict) -> None:
-        self.urls[params["requestId"]] = params["request"]["url"]
+        request = params["request"]
+        self._requests[params["requestId"]] = (request["url"], params.get("documentURL", ""))
 
     def _on_message(self, params: dict) -> None:
-        self.events.append((self.urls.get(params["requestId"], ""), params["data"]))
+        url, document = self._requests.get(params["requestId"], ("", ""))
+        self.events.append(self.Event(url, document, params["data"]))
 
-    def data(self, url_part: str = "") -> list[str]:
-        """The events' data fields, from the streams whose URL contains `url_part`."""
-        return [data for url, data in self.events if url_part in url]
+    def events_from(self, url_part: str) -> list[EventStreamRecorder.Event]:
+        """The events of the streams whose URL contains `url_part`."""
+        return [event for event in self.events if url_part in event.url]
 
     def detach(self) -> None:
         self._session.detach()
