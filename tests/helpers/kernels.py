@@ -192,7 +192,7 @@ class Kernel:
             r = self._request("GET", f"/kernels/{self.id}", timeout=30)
             if r.status_code == 404:
                 raise KernelDied(f"{self!r} is gone: the server did not restart it")
-            if r.json().get("execution_state") != "idle" and time.monotonic() < deadline:
+            if r.json().get("execution_state") in DEATH_STATES and time.monotonic() < deadline:
                 time.sleep(0.3)  # still restarting: a request sent now may be lost
                 continue
             self._close_websocket()
