@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import onyxia_hub
@@ -211,14 +212,29 @@ class CatalogSource:
     warning line per issue, once per change, and the last good catalog stays in use.
     """
 
-    def __init__(self, paths, log: logging.Logger | logging.LoggerAdapter | None = None):
+    def __init__(
+        self,
+        paths,
+        log: logging.Logger | logging.LoggerAdapter | None = None,
+        recheck_interval: float = 0.0,
+    ):
         self.paths = _as_paths(paths)
         self.log = log or logging.getLogger("onyxia_hub.catalog")
+        self.recheck_interval = recheck_interval
         self._fingerprint = fingerprint(self.paths)
         self._catalog = load_catalog(self.paths)
+        self._checked = time.monotonic()
 
     def current(self) -> model.Catalog:
-        """The catalog, reloaded first if its files changed since the last call."""
+        """The catalog, reloaded first if its files changed since the last check.
+
+        Files are checked at most every `recheck_interval` seconds: a burst of launches
+        then stats the directory once rather than hundreds of times a second.
+        """
+        now = time.monotonic()
+        if now - self._checked < self.recheck_interval:
+            return self._catalog
+        self._checked = now
         state = fingerprint(self.paths)
         if state == self._fingerprint:
             return self._catalog

@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from traitlets import Instance, List, Type, Unicode, default
+from traitlets import Float, Instance, List, Type, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..catalog.loader import CatalogSource, default_catalog_path
@@ -108,6 +108,18 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
     def _catalog_paths_default(self):
         return [str(default_catalog_path())]
 
+    catalog_recheck_interval = Float(
+        1.0,
+        help="""
+        Seconds between two checks of the catalog's files for changes (a check stats every
+        file of `catalog_paths`). A changed catalog is used at most this long after the
+        change; 0 checks at every use. Default: 1 second, so that a burst of launches and
+        spawn pages does not re-read the directories hundreds of times a second.
+
+            c.OnyxiaLocalSpawner.catalog_recheck_interval = 5
+        """,
+    ).tag(config=True)
+
     provider_classes = List(
         Type(klass=PlanProvider),
         help="""
@@ -130,7 +142,9 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
         key = tuple(self.catalog_paths)
         if key not in _SOURCES:
             _SOURCES[key] = CatalogSource([Path(p) for p in key], log=self.log)
-        return _SOURCES[key].current()
+        source = _SOURCES[key]
+        source.recheck_interval = self.catalog_recheck_interval
+        return source.current()
 
     @property
     def group_names(self) -> frozenset[str]:
@@ -198,8 +212,9 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
 
     def _onyxia_options_from_form(self, form_data):
         install_refusal_filter(self.log)
-        choice = check(from_form(form_data), self.catalog, self.group_names)
-        self._check_runnable(choice)
+        catalog = self.catalog
+        choice = check(from_form(form_data), catalog, self.group_names)
+        self._check_runnable(choice, catalog)
         return choice.as_user_options()
 
     def options_from_query(self, query_data):
@@ -210,8 +225,8 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
         self._prefill = options
         raise PrefillOnly()
 
-    def _check_runnable(self, choice: Choice) -> None:
-        service = self.catalog.get(choice.service)
+    def _check_runnable(self, choice: Choice, catalog: Catalog) -> None:
+        service = catalog.get(choice.service)
         reason = self.unavailable_reason(service)
         if reason:
             raise ChoiceError(
@@ -249,7 +264,7 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
         catalog = self.catalog
         groups = self.group_names
         choice = check(self.user_options, catalog, groups)
-        self._check_runnable(choice)
+        self._check_runnable(choice, catalog)
         service = catalog.get(choice.service)
         # canonical options: what the admin panel shows and the next start reuses
         self.user_options = choice.as_user_options()
