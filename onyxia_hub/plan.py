@@ -43,9 +43,19 @@ class GpuRequest:
     tolerations: tuple[Mapping, ...] = ()
 
 
+SECRETS_DIR_ENV = "ONYXIA_HUB_SECRETS_DIR"
+"""Where a server finds its secret files: the adapter sets this variable."""
+
+
 @dataclass(frozen=True)
 class PlanFile:
-    """A file to place in the user's home (path relative to it)."""
+    """A file the server gets, at `path` relative to where it belongs.
+
+    Public files (`secret=False`) go into the user's home. Secret files never touch the
+    home's disk: adapters put them in a memory-backed directory private to the server
+    (one machine: `<runtime_root>/<server id>/secrets`; Kubernetes: a Secret volume at
+    `/var/run/onyxia-hub/secrets`) and name that directory in `ONYXIA_HUB_SECRETS_DIR`.
+    """
 
     path: str
     content: str

@@ -152,7 +152,7 @@ def test_secret_variables_are_read_from_the_servers_secret():
 
 
 # -- files ------------------------------------------------------------------------------
-def test_files_are_secret_entries_mounted_one_by_one_with_their_mode():
+def test_files_are_secret_entries_mounted_one_by_one_secret_ones_outside_the_home():
     files = (
         PlanFile(".config/rclone/rclone.conf", "[s3]\n", mode=0o600, secret=True),
         PlanFile("README-onyxia.md", "Hello\n", mode=0o644),
@@ -172,7 +172,7 @@ def test_files_are_secret_entries_mounted_one_by_one_with_their_mode():
     assert mounts == [
         {
             "name": "server-files",
-            "mountPath": "/home/jovyan/.config/rclone/rclone.conf",
+            "mountPath": "/var/run/onyxia-hub/secrets/.config/rclone/rclone.conf",
             "subPath": "file-0",
             "readOnly": True,
         },
@@ -416,7 +416,10 @@ async def test_catalog_entry_pod_and_secret(offline, caplog, service_name, gpu_t
         "file-1": "theme = 'dark'\n",
     }
     assert secret["metadata"]["ownerReferences"][0]["name"] == pod["metadata"]["name"]
-    assert {"name": "server-files", "mountPath": "/home/jovyan/.config/onyxia/credentials",
+    secrets_dir = {"name": "ONYXIA_HUB_SECRETS_DIR", "value": "/var/run/onyxia-hub/secrets"}
+    assert secrets_dir in container["env"]
+    credentials = "/var/run/onyxia-hub/secrets/.config/onyxia/credentials"
+    assert {"name": "server-files", "mountPath": credentials,
             "subPath": "file-0", "readOnly": True} in container["volumeMounts"]  # fmt: skip
     SCANNER.assert_clean(SCANNER.scan_text("logs", caplog.text))
 

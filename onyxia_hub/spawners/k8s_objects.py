@@ -88,10 +88,15 @@ def _relative_path(path: str) -> str:
     return normal
 
 
+SECRETS_DIR = "/var/run/onyxia-hub/secrets"
+"""Where secret plan files are mounted in a pod (a Secret volume: memory-backed)."""
+
+
 def files_from_plan(
     files: Iterable[PlanFile], secret_name: str, home: str
 ) -> tuple[dict[str, str], dict | None, list[dict]]:
-    """(Secret entries, volume, mounts) placing each file at `home/path` with its mode.
+    """(Secret entries, volume, mounts) placing each file with its mode: public files at
+    `home/path`, secret ones at `SECRETS_DIR/path` (never in the home's volume).
 
     Files are entries `file-0`, `file-1`... of the server's Secret (public files too: one
     object, one lifecycle), projected by one Secret volume and mounted one by one with
@@ -107,7 +112,9 @@ def files_from_plan(
         mounts.append(
             {
                 "name": FILES_VOLUME,
-                "mountPath": posixpath.join(home, _relative_path(file.path)),
+                "mountPath": posixpath.join(
+                    SECRETS_DIR if file.secret else home, _relative_path(file.path)
+                ),
                 "subPath": key,
                 "readOnly": True,
             }

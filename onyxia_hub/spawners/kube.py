@@ -39,10 +39,12 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import TraitError, Unicode, validate
 
+from ..plan import SECRETS_DIR_ENV
 from ..quantities import format_cpu, human_memory
 from .base import OnyxiaSpawnerMixin
 from .k8s_objects import (
     DEFAULT_SECRET_PATTERN,
+    SECRETS_DIR,
     env_from_plan,
     event_message,
     files_from_plan,
@@ -200,6 +202,8 @@ class OnyxiaSpawner(OnyxiaSpawnerMixin, KubeSpawner):
             env.update(plan.secret_environment)
             secret_names = plan.secret_environment.keys()
         public, secret = split_environment(env, secret_names, self.secret_env_pattern)
+        if plan is not None and any(f.secret for f in plan.files):
+            public[SECRETS_DIR_ENV] = SECRETS_DIR  # a path, not a secret (despite its name)
         self._environment = (plan, token, (public, secret))
         return dict(public), dict(secret)
 

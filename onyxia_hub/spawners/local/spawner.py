@@ -37,6 +37,7 @@ from traitlets import CaselessStrEnum, List, Unicode, default
 from ...catalog.model import Service
 from ...choices import ChoiceError
 from ...embedded.state import default_state_dir
+from ...plan import SECRETS_DIR_ENV
 from ..base import OnyxiaSpawnerMixin
 from . import availability, enter
 from .accounts import AccountError, Accounts, safe_name
@@ -299,19 +300,24 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
         self.emit(20, "Preparing your home directory")
         try:
             self._account = account = await self.accounts.ensure(self.user.name)
+            runtime = self._make_runtime_dir(account)
+            secrets_dir = os.path.join(runtime, "secrets")
+            owner = dict(
+                uid=account.uid if account.isolated else None,
+                gid=account.gid if account.isolated else None,
+            )
             for file in plan.files:
+                # secret files: in memory, private to this server, gone when it stops
+                base = secrets_dir if file.secret else str(account.home)
+                if file.secret and not os.path.isdir(secrets_dir):
+                    os.mkdir(secrets_dir, 0o700)
+                    if account.isolated:
+                        os.chown(secrets_dir, account.uid, account.gid)
                 await asyncio.to_thread(
-                    write_home_file,
-                    str(account.home),
-                    file.path,
-                    file.content,
-                    mode=file.mode,
-                    uid=account.uid if account.isolated else None,
-                    gid=account.gid if account.isolated else None,
+                    write_home_file, base, file.path, file.content, mode=file.mode, **owner
                 )
         except (AccountError, UnsafeHomePath) as e:
             raise RuntimeError(f"Your home directory could not be prepared: {e}") from None
-        runtime = self._make_runtime_dir(account)
 
         if plan.gpu:
             self.emit(25, f"Reserving {plan.gpu.count} GPU(s)")
@@ -333,6 +339,8 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
         env.update(plan.secret_environment)
         env[TAG] = self.server_id
         env["JUPYTER_RUNTIME_DIR"] = env["XDG_RUNTIME_DIR"] = runtime
+        if any(f.secret for f in plan.files):
+            env[SECRETS_DIR_ENV] = secrets_dir
         env["CUDA_VISIBLE_DEVICES"] = env["NVIDIA_VISIBLE_DEVICES"] = ",".join(self._gpus)
         argv = [*(plan.command or self.cmd), *self.get_args()]
 
