@@ -101,11 +101,14 @@ def hub(new_hub, test_catalog) -> HubProcess:
     config = test_catalog.parent / "catalog-config.py"
     config.write_text(
         "c = get_config()  # noqa\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent.parent)!r})  # tests.helpers.planted\n"
         "from onyxia_hub.catalog.loader import default_catalog_path\n"
         "c.OnyxiaLocalSpawner.catalog_paths = "
         f"[str(default_catalog_path()), {str(test_catalog)!r}]\n"
         "c.OnyxiaLocalSpawner.gpu_devices = ['GPU-test-0', 'GPU-test-1']\n"
         "c.Spawner.consecutive_failure_limit = 5\n"
+        "c.OnyxiaLocalSpawner.provider_classes = ['tests.helpers.planted.PlantedProvider']\n"
     )
     return new_hub("main", config_files=[CONFIGS / "fast-login.py", config])
 
@@ -152,3 +155,57 @@ def make_user(hub, admin):
 
 def pytest_report_header(config):
     return f"chromium: {shutil.which('chromium') or 'not installed'}"
+
+
+# -- the portal service (onyxia_hub/portal) ------------------------------------------------
+# Added for tests/test_portal*.py: `portal_client(hub_client)` wraps a signed-in HubClient
+# for the portal's pages (with the portal's own XSRF cookie) and JSON API.
+PORTAL_PREFIX = "/services/portal/"
+
+
+class PortalClient:
+    """A signed-in HubClient, on the portal: `get`, `post` (XSRF added) and `api`."""
+
+    def __init__(self, client: HubClient):
+        self.client = client
+        self.session = client.session
+
+    def url(self, path: str) -> str:
+        return self.client.url(PORTAL_PREFIX + path.lstrip("/"))
+
+    def get(self, path: str, **kwargs):
+        kwargs.setdefault("timeout", 30)
+        return self.session.get(self.url(path), **kwargs)
+
+    @property
+    def xsrf(self) -> str:
+        """The portal's XSRF token (its cookie, path /services/portal/), got from a page."""
+        token = self.session.cookies.get("_xsrf", path=PORTAL_PREFIX)
+        if token is None:
+            assert self.get("services").status_code == 200
+            token = self.session.cookies.get("_xsrf", path=PORTAL_PREFIX)
+        return token
+
+    def post(self, path: str, data: dict, *, xsrf: bool | str = True, **kwargs):
+        data = dict(data)
+        if xsrf:
+            data["_xsrf"] = self.xsrf if xsrf is True else xsrf
+        kwargs.setdefault("timeout", 60)
+        return self.session.post(self.url(path), data=data, **kwargs)
+
+    def api(self, method: str, path: str, token: str | None = None, xsrf=True, **kwargs):
+        """The portal's JSON API with a hub token, or with the cookie (and the XSRF
+        header unless xsrf=False)."""
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"token {token}"
+        elif xsrf:
+            headers["X-XSRFToken"] = self.xsrf if xsrf is True else xsrf
+        kwargs.setdefault("timeout", 60)
+        return self.session.request(method, self.url("api/" + path), headers=headers, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def portal_client():
+    """`portal_client(hub_client)`: a PortalClient for a signed-in HubClient."""
+    return PortalClient

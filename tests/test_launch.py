@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import time
 from html import unescape
 
@@ -448,3 +449,36 @@ def test_no_secret_leaks_anywhere(hub, admin, hub_admin_password, python_server,
         ]
     )
     SecretScanner.assert_clean(findings)
+
+
+def test_provider_contributions_reach_the_server_and_secrets_stay_in_memory(hub, admin, make_user):
+    from tests.helpers.planted import PLANTED
+    from tests.helpers.secrets import SecretScanner
+
+    make_user("planted-user")
+    r = admin.api(
+        "POST", "/users/planted-user/server", json={"user_options": {"service": "mutable"}}
+    )
+    assert r.status_code in (201, 202), r.text
+    admin.wait_ready("planted-user")
+    [server] = procs.user_servers("planted-user")
+    secrets_dir = server.environ["ONYXIA_HUB_SECRETS_DIR"]
+    home = hub.state_dir / "homes" / "planted-user"
+    try:
+        assert server.environ["PLANTED_PUBLIC"] == "public-for-planted-user"
+        assert server.environ["PLANTED_SECRET"] == PLANTED["planted secret variable"]
+        secret_file = os.path.join(secrets_dir, "planted", "credentials")
+        assert secrets_dir.startswith("/dev/shm/")  # memory, not the home's disk
+        info = os.stat(secret_file)
+        assert (info.st_uid, info.st_mode & 0o777) == (server.uid, 0o600)
+        assert open(secret_file).read() == PLANTED["planted secret file"] + "\n"
+        public = home / ".config" / "planted" / "settings.toml"
+        assert public.read_text() == "public = true\n" and public.stat().st_uid == server.uid
+        scanner = SecretScanner(PLANTED)
+        findings = scanner.scan_files(home) + scanner.scan_logs(hub)
+        findings += scanner.scan_command_lines()
+        findings += scanner.scan_pages(admin, ["/hub/admin", "/hub/home"])
+        SecretScanner.assert_clean(findings)
+    finally:
+        admin.stop_server("planted-user")
+    assert not os.path.exists(secrets_dir)  # gone with the server
