@@ -65,14 +65,14 @@ c = get_config()
 c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{pick_free_port()}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{pick_free_port()}"
-c.ConfigurableHTTPProxy.command = ["{BIN / 'configurable-http-proxy'}"]
+c.ConfigurableHTTPProxy.command = ["{BIN / "configurable-http-proxy"}"]
 c.JupyterHub.db_url = "sqlite:///{root}/baseline.sqlite"
 c.JupyterHub.cookie_secret_file = "{root}/baseline_cookie"
 c.JupyterHub.pid_file = "{root}/baseline.pid"
 c.ConfigurableHTTPProxy.pid_file = "{root}/baseline_proxy.pid"
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = "{root}/baseline-homes/{{username}}"
-c.Spawner.cmd = ["{BIN / 'jupyterhub-singleuser'}"]
+c.Spawner.cmd = ["{BIN / "jupyterhub-singleuser"}"]
 c.Spawner.default_url = "/lab"
 c.Spawner.args = ["--allow-root"] if {os.geteuid() == 0} else []
 c.JupyterHub.authenticator_class = "dummy"
@@ -80,8 +80,9 @@ c.Authenticator.allowed_users = {{"bench-user"}}
 {SERVICE}
 """)
     log = open(root / "baseline.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([str(BIN / "jupyterhub"), "-f", str(config)], cwd=root,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(BIN / "jupyterhub"), "-f", str(config)], cwd=root, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     wait_for(url, proc)
     return proc, url
@@ -90,14 +91,27 @@ c.Authenticator.allowed_users = {{"bench-user"}}
 def start_onyxia(root: Path) -> tuple[subprocess.Popen, str]:
     port = pick_free_port()
     config = root / "onyxia_extra.py"
-    config.write_text("c = get_config()\nc.Authenticator.allowed_users = {'bench-user'}\n"
-                      + SERVICE)
+    config.write_text(
+        "c = get_config()\nc.Authenticator.allowed_users = {'bench-user'}\n" + SERVICE
+    )
     state = root / "onyxia-state"
     log = open(root / "onyxia.log", "wb")  # noqa: SIM115
     env = dict(os.environ, ONYXIA_HUB_ADMIN_PASSWORD=secrets.token_hex(8))
-    proc = subprocess.Popen([str(BIN / "onyxia-hub"), "up", "--port", str(port),
-                             "--state-dir", str(state), "--config", str(config)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        [
+            str(BIN / "onyxia-hub"),
+            "up",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(state),
+            "--config",
+            str(config),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_for(url, proc)
     return proc, url
@@ -119,8 +133,9 @@ def launch_once(url: str, options: dict | None) -> float:
         time.sleep(0.02)
     elapsed = time.perf_counter() - started
     requests.delete(f"{api}/users/bench-user/server", headers=headers, timeout=120)
-    while requests.get(f"{api}/users/bench-user", headers=headers,
-                       timeout=30).json().get("servers"):
+    while (
+        requests.get(f"{api}/users/bench-user", headers=headers, timeout=30).json().get("servers")
+    ):
         time.sleep(0.1)
     return elapsed
 
@@ -145,8 +160,10 @@ def main() -> None:
             times["baseline"].append(launch_once(baseline_url, None))
             times["onyxia"].append(launch_once(onyxia_url, options))
         for name, values in times.items():
-            print(f"{name:9s} median {statistics.median(values):.3f} s  "
-                  f"min {min(values):.3f}  max {max(values):.3f}  (n={len(values)})")
+            print(
+                f"{name:9s} median {statistics.median(values):.3f} s  "
+                f"min {min(values):.3f}  max {max(values):.3f}  (n={len(values)})"
+            )
         ratio = statistics.median(times["onyxia"]) / statistics.median(times["baseline"])
         print(f"ratio onyxia/baseline (medians): {ratio:.2f}")
     finally:

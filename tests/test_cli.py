@@ -82,6 +82,12 @@ BAD_INPUTS = [
     ("config-raises", ["--config", "{scratch}/raises.py"], ["loading it failed: NameError"], {}),
     ("node-missing", [], ["Node.js is not installed"], {"PATH": "/nonexistent"}),
     (
+        "config-bad-provider",
+        ["--config", "{scratch}/provider.py"],
+        ["c.OnyxiaLocalSpawner.provider_classes: 'no_such_module.Provider' cannot be imported"],
+        {},
+    ),
+    (
         "admin-password-too-short",
         [],
         ["ONYXIA_HUB_ADMIN_PASSWORD must have 8 to 72 bytes"],
@@ -95,6 +101,10 @@ def test_bad_input_gives_one_clear_error(case, args, expected, env, busy_port, s
     write(scratch / "file", "")
     write(scratch / "syntax.py", "c = get_config()\nc.JupyterHub.port = = 1\n")
     write(scratch / "raises.py", "c = get_config()\nc.JupyterHub.port = undefined_name\n")
+    write(
+        scratch / "provider.py",
+        "c = get_config()\nc.OnyxiaLocalSpawner.provider_classes = ['no_such_module.Provider']\n",
+    )
     fill = {"scratch": str(scratch), "busy": str(busy_port)}
     args = [a.format(**fill) for a in args]
     if "--state-dir" not in args:

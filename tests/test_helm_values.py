@@ -458,6 +458,14 @@ def hub_config(values: dict, monkeypatch) -> Config:
             settings.pop("keys", None)
         c[section].update(settings)
 
+    # hub.services, as the chart's config makes them (name from the key)
+    c.JupyterHub.services = [
+        {"name": name, **copy.deepcopy(service)}
+        for name, service in values["hub"].get("services", {}).items()
+    ]
+    monkeypatch.setenv("PGPASSWORD", "pg-password-from-the-secret")
+    monkeypatch.setenv("ONYXIA_PORTAL_CRYPT_KEY", "portal-key-from-the-secret")
+
     # hub.extraConfig, in key order, in the globals of jupyterhub_config.py
     z2jh = types.ModuleType("z2jh")
     z2jh.get_config = lambda key, default=None: copy.deepcopy(get(values, key, default))
@@ -765,3 +773,28 @@ def test_dockerfile_passes_hadolint():
         [hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_portal_runs_in_the_hub_pod_with_narrow_scopes(values, monkeypatch):
+    c = hub_config(values, monkeypatch)
+    [portal] = [s for s in c.JupyterHub.services if s["name"] == "portal"]
+    assert portal["command"] == ["python3", "-m", "onyxia_hub.portal"]
+    assert portal["oauth_client_allowed_scopes"] == [
+        "read:servers!user",
+        "start:servers!user",
+        "delete:servers!user",
+    ]
+    # secrets reach it through its environment, never its command line
+    assert portal["environment"]["PGPASSWORD"] == "pg-password-from-the-secret"
+    assert portal["environment"]["ONYXIA_PORTAL_CRYPT_KEY"] == "portal-key-from-the-secret"
+    assert "secret" not in " ".join(portal["command"])
+    assert values["hub"]["loadRoles"]["onyxia-portal"]["scopes"] == [
+        "list:users",
+        "read:servers",
+        "delete:servers",
+    ]
+    assert c.JupyterHub.extra_user_scopes == {"access:services!service=portal"}
+    assert c.JupyterHub.template_vars["onyxia_portal_url"] == "/services/portal/"
+    port = values["hub"]["service"]["extraPorts"][0]["port"]
+    assert portal["url"].endswith(f":{port}")
+    assert values["hub"]["networkPolicy"]["ingress"][0]["ports"] == [{"port": port}]

@@ -9,8 +9,10 @@ with secret values replaced by `<redacted>`: that is what `onyxia-hub config` sh
 from __future__ import annotations
 
 import ipaddress
+import json
 import pprint
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,14 @@ TEMPLATES = PACKAGE_DIR / "templates"
 LOGO = PACKAGE_DIR / "static" / "logo.svg"
 ADMIN_NAME = "admin"
 REDACTED = "<redacted>"
+
+# The portal service (onyxia_hub/portal; docs/portal.md says why each scope).
+PORTAL_NAME = "portal"
+PORTAL_ROLE = "onyxia-portal"
+# what a user's portal token (its OAuth cookie) may do: their own servers only
+PORTAL_USER_SCOPES = ["read:servers!user", "start:servers!user", "delete:servers!user"]
+# what the service's own token may do: the admin view (list every server, stop any)
+PORTAL_SERVICE_SCOPES = ["list:users", "read:servers", "delete:servers"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,7 @@ class Resolved:
     proxy_token: str
     isolate: bool
     log_level: str = "INFO"
+    portal_port: int = 0
 
 
 def url_host(ip: str) -> str:
@@ -96,7 +107,61 @@ def build_config(r: Resolved) -> Config:
     c.OnyxiaLocalSpawner.isolation = "accounts" if r.isolate else "none"
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 60
+
+    # the portal (My services, My account, All servers), a service the hub starts and stops
+    c.JupyterHub.services = [
+        {
+            "name": PORTAL_NAME,
+            "url": f"http://127.0.0.1:{r.portal_port}",
+            "command": [sys.executable, "-m", "onyxia_hub.portal"],
+            "cwd": str(state.portal),
+            # paths only: the key stays in its file, never on a command line or in config
+            "environment": {
+                "ONYXIA_PORTAL_DB_URL": f"sqlite:///{state.portal_db}",
+                "ONYXIA_PORTAL_KEY_FILE": str(state.portal_key_file),
+                "ONYXIA_PORTAL_PID_FILE": str(state.portal_pid_file),
+            },
+            "oauth_no_confirm": True,
+            "oauth_client_allowed_scopes": list(PORTAL_USER_SCOPES),
+            "display": False,  # the nav bar links to it (templates/page.html)
+        }
+    ]
+    c.JupyterHub.load_roles = [
+        {
+            "name": PORTAL_ROLE,
+            "description": "The portal's admin view: list every server, stop any",
+            "scopes": list(PORTAL_SERVICE_SCOPES),
+            "services": [PORTAL_NAME],
+        }
+    ]
+    c.JupyterHub.extra_user_scopes = {f"access:services!service={PORTAL_NAME}"}
     return c
+
+
+def finish_portal(config: Config, *, local_accounts: bool) -> None:
+    """Settings of the portal that depend on the merged configuration (operator files
+    included): its URL in the nav bar, the catalog it reads, the nav bar's links."""
+    services = config.JupyterHub.get("services", [])
+    portal = next((s for s in services if s.get("name") == PORTAL_NAME), None)
+    if portal is None:  # the operator's services replaced ours: no role, no links to it
+        roles = config.JupyterHub.get("load_roles", [])
+        config.JupyterHub.load_roles = [r for r in roles if r.get("name") != PORTAL_ROLE]
+        scopes = set(config.JupyterHub.get("extra_user_scopes", set()))
+        config.JupyterHub.extra_user_scopes = scopes - {f"access:services!service={PORTAL_NAME}"}
+        return
+    base_url = config.JupyterHub.get("base_url", "/").rstrip("/") + "/"
+    template_vars = dict(config.JupyterHub.get("template_vars", {}))
+    template_vars.setdefault("onyxia_portal_url", f"{base_url}services/{PORTAL_NAME}/")
+    config.JupyterHub.template_vars = template_vars
+    catalog_paths = None
+    for section in ("OnyxiaLocalSpawner", "OnyxiaSpawner"):
+        if section in config and "catalog_paths" in config[section]:
+            catalog_paths = config[section]["catalog_paths"]
+    environment = dict(portal.get("environment", {}))
+    if catalog_paths:
+        environment.setdefault("ONYXIA_PORTAL_CATALOG_PATHS", json.dumps(list(catalog_paths)))
+    environment.setdefault("ONYXIA_PORTAL_LOCAL_ACCOUNTS", "1" if local_accounts else "0")
+    portal["environment"] = environment
 
 
 # -- rendering -----------------------------------------------------------------------

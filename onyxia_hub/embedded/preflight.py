@@ -122,3 +122,28 @@ def load_operator_config(path: str) -> Config:
             f"--config {path}: loading it failed: {type(cause).__name__}: {cause}",
             "fix the file (it is Python, as jupyterhub_config.py)",
         ) from None
+
+
+def check_classes(config: Config) -> None:
+    """Every class named in the configuration can be imported: a typo in a provider or
+    authenticator class otherwise surfaces as an error page at the first launch."""
+    from traitlets.utils.importstring import import_item
+
+    named = []
+    for section in ("OnyxiaLocalSpawner", "OnyxiaSpawner", "OnyxiaSpawnerMixin"):
+        for name in config[section].get("provider_classes", []) if section in config else []:
+            named.append((f"c.{section}.provider_classes", name))
+    for trait in ("authenticator_class", "spawner_class"):
+        value = config.JupyterHub.get(trait)
+        if isinstance(value, str) and "." in value:
+            named.append((f"c.JupyterHub.{trait}", value))
+    for where, name in named:
+        if not isinstance(name, str):
+            continue
+        try:
+            import_item(name)
+        except Exception as e:  # ImportError, AttributeError, or the module's own error
+            raise OnyxiaHubError(
+                f"{where}: {name!r} cannot be imported ({type(e).__name__}: {e})",
+                "check the name, and that its package is installed in the hub's Python",
+            ) from None

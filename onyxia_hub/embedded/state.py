@@ -4,7 +4,8 @@ Layout (modes in brackets; the owner is whoever runs `onyxia-hub up`)::
 
     <state>/            [0700, or 0711 when user homes inside it belong to other accounts]
       hub/              [0700] jupyterhub.sqlite, accounts.sqlite, pid files, ports.json, lock
-      hub/secrets/      [0700] cookie_secret, crypt_key, proxy_token, admin-password
+      hub/secrets/      [0700] cookie_secret, crypt_key, proxy_token, admin-password, portal_key
+      portal/           [0700] portal.sqlite (the portal's store), portal.pid
       logs/             [0700] hub.log, servers/<user>/<server>.log
       homes/            [0711] one private [0700] home per hub user (unless --homes-dir)
 
@@ -97,6 +98,22 @@ class StateDir:
         return self.homes_dir or self.root / "homes"
 
     @property
+    def portal(self) -> Path:
+        return self.root / "portal"
+
+    @property
+    def portal_db(self) -> Path:
+        return self.portal / "portal.sqlite"
+
+    @property
+    def portal_pid_file(self) -> Path:
+        return self.portal / "portal.pid"
+
+    @property
+    def portal_key_file(self) -> Path:
+        return self.secrets / "portal_key"
+
+    @property
     def hub_db(self) -> Path:
         return self.hub / "jupyterhub.sqlite"
 
@@ -125,7 +142,7 @@ class StateDir:
         homes_inside = self.homes_dir is None or _is_relative_to(self.homes, self.root)
         root_mode = 0o711 if (shared_homes and homes_inside) else 0o700
         _ensure_dir(self.root, root_mode)
-        for path in (self.hub, self.secrets, self.logs, self.server_logs):
+        for path in (self.hub, self.secrets, self.logs, self.server_logs, self.portal):
             _ensure_dir(path, 0o700)
         _ensure_dir(self.homes, 0o711 if shared_homes else 0o700)
         probe = self.hub / ".write-test"

@@ -70,6 +70,7 @@ def effective_config(opts: UpOptions, resolved: Resolved) -> Config:
     template_vars.setdefault("onyxia_product_name", "Onyxia Hub")
     template_vars["onyxia_local_accounts"] = uses_local_accounts(config)
     config.JupyterHub.template_vars = template_vars
+    hubconfig.finish_portal(config, local_accounts=uses_local_accounts(config))
     return config
 
 
@@ -93,6 +94,7 @@ def show_config(opts: UpOptions) -> str:
         port=opts.port,
         hub_port=opts.hub_port or saved.get("hub", 0),
         proxy_api_port=opts.proxy_api_port or saved.get("proxy_api", 0),
+        portal_port=saved.get("portal", 0),
         proxy_command=_proxy_or_placeholder(),
         ssl_cert=opts.ssl_cert,
         ssl_key=opts.ssl_key,
@@ -137,6 +139,29 @@ def stop_stale_proxy(state: StateDir) -> None:
         else:
             os.kill(pid, signal.SIGKILL)
     state.proxy_pid_file.unlink(missing_ok=True)
+
+
+def stop_stale_portal(state: StateDir) -> None:
+    """Stop a portal a crashed hub left running (it exits by itself within 2 s, but may
+    still hold its port when the new hub starts)."""
+    try:
+        pid = int(state.portal_pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if b"onyxia_hub.portal" not in cmdline:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(50):
+        if not Path(f"/proc/{pid}").exists():
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    state.portal_pid_file.unlink(missing_ok=True)
 
 
 # -- the admin account ----------------------------------------------------------------
@@ -239,6 +264,7 @@ def run_up(opts: UpOptions) -> int:
     state.prepare(shared_homes=isolate)
     with state.lock():
         stop_stale_proxy(state)
+        stop_stale_portal(state)
         if opts.port == 0:
             from .ports import pick_free_port
 
@@ -251,15 +277,17 @@ def run_up(opts: UpOptions) -> int:
             if port:
                 preflight.check_port("127.0.0.1", port, what, option)
         ports = state.internal_ports(
-            "127.0.0.1", {"hub": opts.hub_port, "proxy_api": opts.proxy_api_port}
+            "127.0.0.1", {"hub": opts.hub_port, "proxy_api": opts.proxy_api_port, "portal": None}
         )
         ensure_secret(state.secrets / "cookie_secret")
+        ensure_secret(state.portal_key_file)  # read by the portal from its file
         resolved = Resolved(
             state=state,
             ip=opts.ip,
             port=opts.port,
             hub_port=ports["hub"],
             proxy_api_port=ports["proxy_api"],
+            portal_port=ports["portal"],
             proxy_command=proxy,
             ssl_cert=opts.ssl_cert,
             ssl_key=opts.ssl_key,
@@ -269,6 +297,7 @@ def run_up(opts: UpOptions) -> int:
             log_level=opts.log_level,
         )
         config = effective_config(opts, resolved)
+        preflight.check_classes(config)
         admin = None
         if uses_local_accounts(config):
             db_url = config.OnyxiaLocalAuthenticator.get("db_url")
