@@ -96,7 +96,12 @@ def test_the_hub_starts_the_portal_and_links_to_it(hub, admin, ann):
     assert "All servers" not in ann.client.get("/hub/home").text  # admins only
     service = admin.api("GET", "/services/portal").json()
     assert service["roles"] == ["onyxia-portal"] and service["display"] is False
-    [portal] = [p for p in procs.processes() if p.cmdline[1:3] == ["-m", "onyxia_hub.portal"]]
+    [portal] = [
+        p
+        for p in procs.processes()  # this hub's portal (other hubs run theirs)
+        if p.cmdline[1:3] == ["-m", "onyxia_hub.portal"]
+        and p.environ.get("ONYXIA_PORTAL_PID_FILE", "").startswith(str(hub.state_dir))
+    ]
     assert open(f"/proc/{portal.pid}/stat").read().split()[3] == str(hub.proc.pid)
     assert portal.environ["ONYXIA_PORTAL_KEY_FILE"].endswith("hub/secrets/portal_key")
     state = hub.state_dir
@@ -453,7 +458,12 @@ def test_the_token_is_stored_encrypted_and_shown_nowhere(hub, ann, ben, root):
     )
     findings += scanner.scan_command_lines()
     # the portal's environment holds the key file's path, not the key
-    [portal] = [p for p in procs.processes() if p.cmdline[1:3] == ["-m", "onyxia_hub.portal"]]
+    [portal] = [
+        p
+        for p in procs.processes()  # this hub's portal (other hubs run theirs)
+        if p.cmdline[1:3] == ["-m", "onyxia_hub.portal"]
+        and p.environ.get("ONYXIA_PORTAL_PID_FILE", "").startswith(str(hub.state_dir))
+    ]
     findings += scanner.scan_text("the portal's environment", str(portal.environ))
     SecretScanner.assert_clean(findings)
 
