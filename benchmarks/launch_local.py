@@ -143,6 +143,10 @@ def launch_once(url: str, options: dict | None) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--cpu", default="4",
+                        help="CPU limit of the onyxia launches (default 4: no cap on a "
+                             "machine of 4 cores or fewer, like the baseline; 1 shows the "
+                             "cost of the cap itself on JupyterLab's start-up)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="onyxia-bench-"))
     root.chmod(0o711)
@@ -152,7 +156,7 @@ def main() -> None:
         hubs.append(baseline)
         onyxia, onyxia_url = start_onyxia(root)
         hubs.append(onyxia)
-        options = {"service": "jupyter-python", "cpu": 1, "memory": "2Gi"}
+        options = {"service": "jupyter-python", "cpu": args.cpu, "memory": "2Gi"}
         launch_once(baseline_url, None)  # warm both (first JupyterLab start fills caches)
         launch_once(onyxia_url, options)
         times: dict[str, list[float]] = {"baseline": [], "onyxia": []}
