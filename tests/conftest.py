@@ -108,7 +108,7 @@ def hub(new_hub, test_catalog) -> HubProcess:
         f"[str(default_catalog_path()), {str(test_catalog)!r}]\n"
         "c.OnyxiaLocalSpawner.gpu_devices = ['GPU-test-0', 'GPU-test-1']\n"
         "c.Spawner.consecutive_failure_limit = 5\n"
-        "c.OnyxiaLocalSpawner.provider_classes = ['tests.helpers.planted.PlantedProvider']\n"
+        "c.OnyxiaLocalSpawner.provider_classes.append('tests.helpers.planted.PlantedProvider')\n"
     )
     return new_hub("main", config_files=[CONFIGS / "fast-login.py", config])
 
