@@ -103,6 +103,7 @@ def build_config(r: Resolved) -> Config:
 
     c.JupyterHub.spawner_class = "onyxia-local"
     c.OnyxiaLocalSpawner.homes_root = str(state.homes)
+    c.OnyxiaLocalSpawner.provider_classes = []  # storage and git providers append here
     c.OnyxiaLocalSpawner.server_log_dir = str(state.server_logs)
     c.OnyxiaLocalSpawner.isolation = "accounts" if r.isolate else "none"
     c.Spawner.start_timeout = 120

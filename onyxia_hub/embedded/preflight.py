@@ -12,7 +12,7 @@ import stat
 import sys
 from pathlib import Path
 
-from traitlets.config import Config, PyFileConfigLoader
+from traitlets.config import Config, LazyConfigValue, PyFileConfigLoader
 
 from ..errors import OnyxiaHubError
 from .ports import bind_error
@@ -131,7 +131,10 @@ def check_classes(config: Config) -> None:
 
     named = []
     for section in ("OnyxiaLocalSpawner", "OnyxiaSpawner", "OnyxiaSpawnerMixin"):
-        for name in config[section].get("provider_classes", []) if section in config else []:
+        value = config[section].get("provider_classes", []) if section in config else []
+        if isinstance(value, LazyConfigValue):  # `.append(...)` with nothing before it
+            value = value.get_value([])
+        for name in value:
             named.append((f"c.{section}.provider_classes", name))
     for trait in ("authenticator_class", "spawner_class"):
         value = config.JupyterHub.get(trait)
