@@ -83,6 +83,19 @@ def _add_hub_options(parser: argparse.ArgumentParser) -> None:
         "(repeatable: later files win)",
     )
     parser.add_argument(
+        "--storage",
+        default="auto",
+        choices=["auto", "moto", "minio", "none"],
+        help="users' S3 store on loopback: a MinIO server when one is on PATH (auto) or "
+        "asked for, else moto (in memory: data lost at stop); none: no storage",
+    )
+    parser.add_argument(
+        "--minio",
+        default=None,
+        metavar="PATH",
+        help="the MinIO server binary to run as the store (implies --storage minio)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],

@@ -154,21 +154,21 @@ def crypto() -> FieldCrypto:
 
 
 def test_there_are_revisions_to_upgrade_through():
-    assert migrate.revisions() == ["0001", "0002"]
-    assert migrate.head_revision() == "0002"
+    assert migrate.revisions() == ["0001", "0002", "0003"]
+    assert migrate.head_revision() == "0003"
 
 
 def test_migrations_run_from_an_empty_database(engine):
     assert migrate.current_revision(engine) is None
     migrate.upgrade(engine)
-    assert migrate.current_revision(engine) == "0002"
+    assert migrate.current_revision(engine) == "0003"
     tables = set(inspect(engine).get_table_names())
     assert PORTAL_TABLES <= tables
     assert "alembic_version" not in tables  # JupyterHub's name stays free
     columns = {c["name"] for c in inspect(engine).get_columns("portal_configurations")}
     assert columns >= {"id", "username", "name", "server_name", "user_options"}
     migrate.upgrade(engine)  # again: nothing to do
-    assert migrate.current_revision(engine) == "0002"
+    assert migrate.current_revision(engine) == "0003"
 
 
 def test_an_upgrade_keeps_the_data_of_the_first_revision(engine):
@@ -181,7 +181,7 @@ def test_an_upgrade_keeps_the_data_of_the_first_revision(engine):
         "ann", git_name="Ann", git_email="ann@example.org", git_token=token, git_branch="main"
     )
     migrate.upgrade(engine)
-    assert migrate.current_revision(engine) == "0002"
+    assert migrate.current_revision(engine) == "0003"
     store = Store(engine, keys)
     account = store.account("ann")
     assert (account.git_name, account.git_email, account.git_branch) == (
@@ -201,7 +201,8 @@ def test_downgrade_and_upgrade_again(engine):
     migrate.upgrade(engine)
     Store(engine, crypto()).save_account("ann", git_name="Ann")
     migrate.downgrade(engine, "0001")
-    assert "portal_configurations" not in inspect(engine).get_table_names()
+    tables = inspect(engine).get_table_names()
+    assert "portal_configurations" not in tables and "portal_storage_credentials" not in tables
     migrate.upgrade(engine)
     assert Store(engine, crypto()).account("ann").git_name == "Ann"
 
@@ -219,7 +220,7 @@ def test_the_store_may_share_the_hubs_database(db_url, engine):
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
             hub_revision
         )
-    assert migrate.current_revision(engine) == "0002"
+    assert migrate.current_revision(engine) == "0003"
     assert {"users", "spawners"} <= set(inspect(engine).get_table_names())
 
 
@@ -236,5 +237,5 @@ def test_the_portal_upgrades_by_itself(db_url, engine):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "at revision 0002 (upgraded from empty)" in result.stderr
-    assert migrate.current_revision(engine) == "0002"
+    assert "at revision 0003 (upgraded from empty)" in result.stderr
+    assert migrate.current_revision(engine) == "0003"

@@ -4,8 +4,10 @@ Layout (modes in brackets; the owner is whoever runs `onyxia-hub up`)::
 
     <state>/            [0700, or 0711 when user homes inside it belong to other accounts]
       hub/              [0700] jupyterhub.sqlite, accounts.sqlite, pid files, ports.json, lock
-      hub/secrets/      [0700] cookie_secret, crypt_key, proxy_token, admin-password, portal_key
+      hub/secrets/      [0700] cookie_secret, crypt_key, proxy_token, admin-password, portal_key,
+                               storage-admin.json (the embedded store's admin keys)
       portal/           [0700] portal.sqlite (the portal's store), portal.pid
+      storage/          [0700] the embedded store's pid file; MinIO's data/ (embedded/store.py)
       logs/             [0700] hub.log, servers/<user>/<server>.log
       homes/            [0711] one private [0700] home per hub user (unless --homes-dir)
 

@@ -20,7 +20,7 @@ from traitlets.config import Config
 
 from .. import __version__
 from ..errors import OnyxiaHubError
-from . import hubconfig, preflight
+from . import hubconfig, preflight, store
 from .hubconfig import ADMIN_NAME, REDACTED, Resolved, build_config, url_host
 from .secrets import ADMIN_PASSWORD_ENV, ensure_secret, generate_password, write_private
 from .state import StateDir, default_state_dir
@@ -46,6 +46,8 @@ class UpOptions:
     allow_insecure_http: bool = False
     config_files: list[str] = field(default_factory=list)
     log_level: str = "INFO"
+    storage: str = "auto"
+    minio: str | None = None
     admin_password: str | None = field(default=None, repr=False)
 
     @property
@@ -71,6 +73,7 @@ def effective_config(opts: UpOptions, resolved: Resolved) -> Config:
     template_vars["onyxia_local_accounts"] = uses_local_accounts(config)
     config.JupyterHub.template_vars = template_vars
     hubconfig.finish_portal(config, local_accounts=uses_local_accounts(config))
+    hubconfig.finish_storage(config, local_accounts=uses_local_accounts(config))
     return config
 
 
@@ -102,6 +105,7 @@ def show_config(opts: UpOptions) -> str:
         proxy_token=REDACTED,
         isolate=_isolating(),
         log_level=opts.log_level,
+        storage=_storage_placeholder(opts, state, saved.get("storage", 0), saved.get("portal", 0)),
     )
     config = effective_config(opts, resolved)
     header = (
@@ -110,6 +114,18 @@ def show_config(opts: UpOptions) -> str:
         "# A port of 0 is picked free at the first start and kept afterwards."
     )
     return hubconfig.render_config(config, redacted=True, header=header)
+
+
+def _storage_placeholder(opts: UpOptions, state: StateDir, port: int, portal_port: int):
+    kind, binary = store.choose_store(opts.storage, opts.minio)
+    if kind == "none":
+        return None
+    placeholder = store.EmbeddedStore(state, kind, port, binary, store_id="<set at start>")
+    placeholder.settings = {
+        "admin_api": "minio" if kind == "minio" else "iam",
+        "data_lost_at_stop": kind == "moto",
+    }
+    return store.provider_config(placeholder, portal_port)
 
 
 def _proxy_or_placeholder() -> str:
@@ -217,7 +233,25 @@ def bootstrap_admin(
     )
 
 
-def _banner(opts: UpOptions, admin: AdminLogin | None, warnings: list[str]) -> str:
+def _storage_lines(embedded: store.EmbeddedStore | None) -> list[str]:
+    if embedded is None:
+        return ["Storage: none (started with --storage none)."]
+    if embedded.kind == "moto":
+        return [
+            f"Storage: users' S3 buckets on {embedded.url} (moto, IN MEMORY: every "
+            "bucket and file stored there is LOST when Onyxia Hub stops).",
+        ]
+    return [
+        f"Storage: users' S3 buckets on {embedded.url} (MinIO, data in {embedded.directory}/data)."
+    ]
+
+
+def _banner(
+    opts: UpOptions,
+    admin: AdminLogin | None,
+    warnings: list[str],
+    storage_lines: list[str] = (),
+) -> str:
     scheme = "https" if opts.ssl_cert else "http"
     host = "127.0.0.1" if opts.ip in ("0.0.0.0", "::") else opts.ip
     lines = ["", f"Onyxia Hub is running at {scheme}://{url_host(host)}:{opts.port}/"]
@@ -240,6 +274,7 @@ def _banner(opts: UpOptions, admin: AdminLogin | None, warnings: list[str]) -> s
             f"{os.environ.get('USER') or os.getuid()}, so any user can read any "
             "other user's files. Run as root to isolate them."
         )
+    lines += ["  " + line for line in storage_lines]
     lines += ["  " + w for w in warnings]
     lines += ["  Stop with Ctrl-C.", ""]
     return "\n".join(lines)
@@ -262,9 +297,11 @@ def run_up(opts: UpOptions) -> int:
         }:
             preflight.check_reachable_by_others(path, f"the Python they run ({path})")
     state.prepare(shared_homes=isolate)
+    store_kind, minio_binary = store.choose_store(opts.storage, opts.minio)
     with state.lock():
         stop_stale_proxy(state)
         stop_stale_portal(state)
+        store.stop_stale_store(state)
         if opts.port == 0:
             from .ports import pick_free_port
 
@@ -276,38 +313,53 @@ def run_up(opts: UpOptions) -> int:
         ):
             if port:
                 preflight.check_port("127.0.0.1", port, what, option)
-        ports = state.internal_ports(
-            "127.0.0.1", {"hub": opts.hub_port, "proxy_api": opts.proxy_api_port, "portal": None}
-        )
-        ensure_secret(state.secrets / "cookie_secret")
-        ensure_secret(state.portal_key_file)  # read by the portal from its file
-        resolved = Resolved(
-            state=state,
-            ip=opts.ip,
-            port=opts.port,
-            hub_port=ports["hub"],
-            proxy_api_port=ports["proxy_api"],
-            portal_port=ports["portal"],
-            proxy_command=proxy,
-            ssl_cert=opts.ssl_cert,
-            ssl_key=opts.ssl_key,
-            crypt_key=ensure_secret(state.secrets / "crypt_key"),
-            proxy_token=ensure_secret(state.secrets / "proxy_token"),
-            isolate=isolate,
-            log_level=opts.log_level,
-        )
-        config = effective_config(opts, resolved)
-        preflight.check_classes(config)
-        admin = None
-        if uses_local_accounts(config):
-            db_url = config.OnyxiaLocalAuthenticator.get("db_url")
-            admin = bootstrap_admin(
-                db_url, state, opts.admin_password, on_terminal=sys.stdout.isatty()
-            )
-        opts.admin_password = None
-        from .hub import run_hub  # imports JupyterHub: ~2 s, only once the checks passed
+        wanted = {"hub": opts.hub_port, "proxy_api": opts.proxy_api_port, "portal": None}
+        if store_kind != "none":
+            wanted["storage"] = None
+        ports = state.internal_ports("127.0.0.1", wanted)
+        embedded = None
+        if store_kind != "none":
+            embedded = store.EmbeddedStore(state, store_kind, ports["storage"], minio_binary)
+        try:
+            return _run_with_store(opts, state, ports, proxy, isolate, warnings, embedded)
+        finally:
+            if embedded is not None:
+                embedded.stop()
 
-        return run_hub(config, state, _banner(opts, admin, warnings))
+
+def _run_with_store(opts, state, ports, proxy, isolate, warnings, embedded) -> int:
+    """Start the store (if any), then the hub; the caller stops the store."""
+    if embedded is not None:
+        embedded.start(state.logs / "storage.log")
+    ensure_secret(state.secrets / "cookie_secret")
+    ensure_secret(state.portal_key_file)  # read by the portal from its file
+    resolved = Resolved(
+        state=state,
+        ip=opts.ip,
+        port=opts.port,
+        hub_port=ports["hub"],
+        proxy_api_port=ports["proxy_api"],
+        portal_port=ports["portal"],
+        proxy_command=proxy,
+        ssl_cert=opts.ssl_cert,
+        ssl_key=opts.ssl_key,
+        crypt_key=ensure_secret(state.secrets / "crypt_key"),
+        proxy_token=ensure_secret(state.secrets / "proxy_token"),
+        isolate=isolate,
+        log_level=opts.log_level,
+        storage=store.provider_config(embedded, ports["portal"]) if embedded else None,
+    )
+    config = effective_config(opts, resolved)
+    preflight.check_classes(config)
+    admin = None
+    if uses_local_accounts(config):
+        db_url = config.OnyxiaLocalAuthenticator.get("db_url")
+        admin = bootstrap_admin(db_url, state, opts.admin_password, on_terminal=sys.stdout.isatty())
+    opts.admin_password = None
+    from .hub import run_hub  # imports JupyterHub: ~2 s, only once the checks passed
+
+    banner = _banner(opts, admin, warnings, _storage_lines(embedded))
+    return run_hub(config, state, banner)
 
 
 __all__ = ["UpOptions", "run_up", "show_config"]

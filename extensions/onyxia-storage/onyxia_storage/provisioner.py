@@ -1,0 +1,34 @@
+"""`StorageKernelProvisioner`: the local provisioner, with refreshing S3 credentials.
+
+Selected for every kernel by `JUPYTER_DEFAULT_PROVISIONER_NAME=onyxia-storage` (set by
+the hub's storage provider). For the languages in `refresh_languages` it changes the
+kernel's environment with `kernelenv.kernel_environment`; other kernels start as with
+the local provisioner.
+
+    c.StorageKernelProvisioner.refresh_languages = ["python"]
+"""
+
+from __future__ import annotations
+
+from jupyter_client.provisioning import LocalProvisioner
+from traitlets import List, Unicode
+
+from .kernelenv import kernel_environment
+
+
+class StorageKernelProvisioner(LocalProvisioner):
+    refresh_languages = List(
+        Unicode(),
+        ["python"],
+        help="""Kernel languages (kernel spec `language`) whose S3 credentials refresh:
+        their kernels lose the static AWS_* keys and use a `credential_process` instead.
+        R's aws.s3 reads only the variables, so R is not listed.""",
+    ).tag(config=True)
+
+    def _finalize_env(self, env: dict) -> None:
+        super()._finalize_env(env)
+        language = getattr(self.kernel_spec, "language", "") or ""
+        try:
+            kernel_environment(env, language, tuple(self.refresh_languages))
+        except OSError as e:  # never stop a kernel from starting: it keeps the variables
+            self.log.warning("S3 credentials will not refresh in this kernel: %s", e)

@@ -1,0 +1,271 @@
+"""The embedded object store that `onyxia-hub up` starts on loopback for users' buckets.
+
+- **MinIO** when a `minio` server binary is on PATH or given (`--minio PATH`), or asked
+  for with `--storage minio`: data under `<state>/storage/data`, kept across restarts;
+  its root credentials are generated once (`<state>/hub/secrets/storage-root.json`,
+  passed in its environment, never on a command line); users get service accounts
+  confined to their bucket (`admin_api = "minio"`).
+- **moto** otherwise (`python -m moto.server`, from `moto[server]`): S3, IAM and STS on
+  one port, with IAM identity policies enforced on S3 once its first requests (the
+  bootstrap of an admin user and key, `INITIAL_NO_AUTH_ACTION_COUNT`) are spent. It keeps
+  everything **in memory**: buckets, objects and keys are lost when it stops, which the
+  start banner, the README and My storage say. Each start gets a new `store_id`, so
+  credentials cached for the previous store are issued anew.
+- `--storage none`: no store, no storage provider.
+
+The store's port is picked once and kept (`ports.json`, key `storage`). It is stopped
+with the hub (Ctrl-C, SIGTERM); it dies with `onyxia-hub up` even after `kill -9`
+(parent-death signal), and one left behind all the same is stopped at the next start
+(`<state>/storage/store.pid`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import OnyxiaHubError
+from .secrets import write_private
+from .state import StateDir
+
+BOOTSTRAP_REQUESTS = 3  # create the admin user, its policy, its access key
+CHOICES = ("auto", "moto", "minio", "none")
+
+
+def _die_with_parent() -> None:  # runs in the child, before exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    os.setsid()
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise OnyxiaHubError(
+                f"the embedded {what} store exited at start (status {proc.returncode})",
+                "see the hub's output above; or start with --storage none",
+            )
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise OnyxiaHubError(
+        f"the embedded {what} store did not answer on 127.0.0.1:{port} within {timeout:g} s",
+        "start with --storage none to run without storage",
+    )
+
+
+def stop_stale_store(state: StateDir) -> None:
+    pid_file = state.root / "storage" / "store.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        pid_file.unlink(missing_ok=True)
+        return
+    if b"moto.server" in cmdline or b"minio" in cmdline:
+        try:
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(50):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    pid_file.unlink(missing_ok=True)
+
+
+def find_minio(given: str | None) -> str | None:
+    if given:
+        return given if os.access(given, os.X_OK) else None
+    return shutil.which("minio")
+
+
+@dataclass
+class EmbeddedStore:
+    state: StateDir
+    kind: str  # "moto" or "minio"
+    port: int
+    minio_binary: str | None = None
+    proc: subprocess.Popen | None = None
+    store_id: str = ""
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def directory(self) -> Path:
+        return self.state.root / "storage"
+
+    @property
+    def admin_file(self) -> Path:
+        return self.state.secrets / "storage-admin.json"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, log_file: Path | None = None) -> None:
+        self.directory.mkdir(mode=0o700, exist_ok=True)
+        out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            if self.kind == "minio":
+                self._start_minio(out)
+            else:
+                self._start_moto(out)
+        finally:
+            if log_file:
+                out.close()
+        (self.directory / "store.pid").write_text(f"{self.proc.pid}\n")
+
+    def _popen(self, argv: list[str], env: dict, out) -> None:
+        self.proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=str(self.directory),
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads yet
+        )
+
+    def _start_moto(self, out) -> None:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "INITIAL_NO_AUTH_ACTION_COUNT": str(BOOTSTRAP_REQUESTS),
+            "MOTO_ALLOW_NONEXISTENT_REGION": "false",
+        }
+        self._popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            env,
+            out,
+        )
+        _wait_for_port(self.port, self.proc, "moto")
+        access, secret = self._bootstrap_moto()
+        write_private(self.admin_file, json.dumps({"access_key": access, "secret_key": secret}))
+        self.store_id = "moto-" + secrets.token_hex(8)
+        self.settings = {"admin_api": "iam", "data_lost_at_stop": True}
+
+    def _bootstrap_moto(self) -> tuple[str, str]:
+        """Spend moto's unauthenticated requests on an admin user and its key."""
+        import boto3
+
+        iam = boto3.client(
+            "iam",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="bootstrap",
+            aws_secret_access_key="bootstrap",  # noqa: S106 - unchecked during bootstrap
+        )
+        iam.create_user(UserName="onyxia-hub-admin")
+        iam.put_user_policy(
+            UserName="onyxia-hub-admin",
+            PolicyName="admin",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                }
+            ),
+        )
+        key = iam.create_access_key(UserName="onyxia-hub-admin")["AccessKey"]
+        return key["AccessKeyId"], key["SecretAccessKey"]
+
+    def _start_minio(self, out) -> None:
+        root_file = self.state.secrets / "storage-root.json"
+        try:
+            root = json.loads(root_file.read_text())
+        except (OSError, ValueError):
+            root = {"access_key": "onyxia-hub-root", "secret_key": secrets.token_urlsafe(30)}
+            write_private(root_file, json.dumps(root))
+        data = self.directory / "data"
+        data.mkdir(mode=0o700, exist_ok=True)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.directory),
+            "MINIO_ROOT_USER": root["access_key"],
+            "MINIO_ROOT_PASSWORD": root["secret_key"],
+            "MINIO_BROWSER": "off",
+        }
+        self._popen(
+            [
+                self.minio_binary,
+                "server",
+                str(data),
+                "--address",
+                f"127.0.0.1:{self.port}",
+                "--quiet",
+            ],
+            env,
+            out,
+        )
+        _wait_for_port(self.port, self.proc, "MinIO")
+        write_private(self.admin_file, json.dumps(root))
+        id_file = self.directory / "store-id"
+        if not id_file.exists():
+            id_file.write_text("minio-" + secrets.token_hex(8))
+        self.store_id = id_file.read_text().strip()
+        self.settings = {"admin_api": "minio", "data_lost_at_stop": False}
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        (self.directory / "store.pid").unlink(missing_ok=True)
+        self.proc = None
+
+
+def choose_store(choice: str, minio: str | None) -> tuple[str, str | None]:
+    """("moto" | "minio" | "none", the MinIO binary) for `--storage` and `--minio`."""
+    if choice not in CHOICES:
+        raise OnyxiaHubError(f"--storage must be one of {', '.join(CHOICES)}, not {choice!r}")
+    if choice == "none":
+        return "none", None
+    binary = find_minio(minio)
+    if choice == "minio" or minio:
+        if binary is None:
+            raise OnyxiaHubError(
+                "--storage minio needs a MinIO server binary: none on PATH"
+                + (f" and {minio} is not executable" if minio else ""),
+                "install MinIO's `minio` server, give --minio /path/to/minio, or use "
+                "--storage moto (in memory: data lost at stop)",
+            )
+        return "minio", binary
+    if choice == "auto" and binary:
+        return "minio", binary
+    return "moto", None
+
+
+def provider_config(store: EmbeddedStore, portal_port: int) -> dict:
+    """`c.StorageProvider` settings for the embedded store."""
+    return {
+        "kind": "accesskeys",
+        "endpoint_url": store.url,
+        "credentials_file": str(store.admin_file),
+        "store_id": store.store_id,
+        "credentials_url": (
+            f"http://127.0.0.1:{portal_port}/services/portal/api/storage/credentials"
+        ),
+        **store.settings,
+    }
