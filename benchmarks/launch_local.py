@@ -143,10 +143,13 @@ def launch_once(url: str, options: dict | None) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--cpu", default="4",
-                        help="CPU limit of the onyxia launches (default 4: no cap on a "
-                             "machine of 4 cores or fewer, like the baseline; 1 shows the "
-                             "cost of the cap itself on JupyterLab's start-up)")
+    parser.add_argument(
+        "--cpu",
+        default="4",
+        help="CPU limit of the onyxia launches (default 4: no cap on a "
+        "machine of 4 cores or fewer, like the baseline; 1 shows the "
+        "cost of the cap itself on JupyterLab's start-up)",
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="onyxia-bench-"))
     root.chmod(0o711)

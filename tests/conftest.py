@@ -109,6 +109,9 @@ def hub(new_hub, test_catalog) -> HubProcess:
         "c.OnyxiaLocalSpawner.gpu_devices = ['GPU-test-0', 'GPU-test-1']\n"
         "c.Spawner.consecutive_failure_limit = 5\n"
         "c.OnyxiaLocalSpawner.provider_classes.append('tests.helpers.planted.PlantedProvider')\n"
+        # servers trust the test git servers' CA (tests/test_git*.py)
+        "c.OnyxiaLocalSpawner.environment.update("
+        f"{{'GIT_SSL_CAINFO': {str(test_catalog.parent / GIT_TEST_CA)!r}}})\n"
     )
     return new_hub("main", config_files=[CONFIGS / "fast-login.py", config])
 
@@ -209,3 +212,9 @@ class PortalClient:
 def portal_client():
     """`portal_client(hub_client)`: a PortalClient for a signed-in HubClient."""
     return PortalClient
+
+
+# -- git (tests/test_git*.py) --------------------------------------------------------------
+# The CA of the test git servers (tests/helpers/gitserver.py), written by tests/test_git_hub.py
+# into the hubs' root: the session hub's servers trust it through GIT_SSL_CAINFO.
+GIT_TEST_CA = "git-test-ca.pem"

@@ -798,3 +798,19 @@ def test_the_portal_runs_in_the_hub_pod_with_narrow_scopes(values, monkeypatch):
     port = values["hub"]["service"]["extraPorts"][0]["port"]
     assert portal["url"].endswith(f":{port}")
     assert values["hub"]["networkPolicy"]["ingress"][0]["ports"] == [{"port": port}]
+
+
+def test_extra_config_gives_every_launch_git_then_storage(values, monkeypatch):
+    from onyxia_hub.providers.git import GitProvider
+
+    c = hub_config(values, monkeypatch)
+    assert c.OnyxiaSpawner.provider_classes == [
+        "onyxia_hub.providers.git.GitProvider",
+        "onyxia_hub.providers.storage.StorageProvider",
+    ]
+    # the git provider reads My account from the portal's own database
+    provider = GitProvider(config=c)
+    portal = values["hub"]["services"]["portal"]["environment"]
+    assert provider.db_url == portal["ONYXIA_PORTAL_DB_URL"]
+    assert provider.allowed_schemes == ["https"]
+    assert provider.personal_access_token_variable is False

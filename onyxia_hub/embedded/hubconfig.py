@@ -52,6 +52,7 @@ class Resolved:
     isolate: bool
     log_level: str = "INFO"
     portal_port: int = 0
+    storage: dict | None = None  # c.StorageProvider settings of the embedded store
 
 
 def url_host(ip: str) -> str:
@@ -103,7 +104,10 @@ def build_config(r: Resolved) -> Config:
 
     c.JupyterHub.spawner_class = "onyxia-local"
     c.OnyxiaLocalSpawner.homes_root = str(state.homes)
-    c.OnyxiaLocalSpawner.provider_classes = []  # storage and git providers append here
+    # git identity, token and repository from My account (docs/git.md); storage appends
+    # its provider below. The git provider reads the portal's store, found from the portal
+    # service's environment.
+    c.OnyxiaLocalSpawner.provider_classes = [GIT_PROVIDER]
     c.OnyxiaLocalSpawner.server_log_dir = str(state.server_logs)
     c.OnyxiaLocalSpawner.isolation = "accounts" if r.isolate else "none"
     c.Spawner.start_timeout = 120
@@ -136,7 +140,55 @@ def build_config(r: Resolved) -> Config:
         }
     ]
     c.JupyterHub.extra_user_scopes = {f"access:services!service={PORTAL_NAME}"}
+    if r.storage:
+        configure_storage(c, r)
     return c
+
+
+GIT_PROVIDER = "onyxia_hub.providers.git.GitProvider"
+
+# Storage (onyxia_hub/providers/storage, docs/storage.md): the embedded store's provider.
+STORAGE_PROVIDER = "onyxia_hub.providers.storage.StorageProvider"
+# A server's own token may also reach the portal, to refresh its storage credentials.
+SERVER_TOKEN_SCOPES = [
+    "access:servers!server",
+    "users:activity!user",
+    f"access:services!service={PORTAL_NAME}",
+]
+
+
+def configure_storage(c: Config, r: Resolved) -> None:
+    c.OnyxiaLocalSpawner.provider_classes.append(STORAGE_PROVIDER)
+    for key, value in r.storage.items():
+        c.StorageProvider[key] = value
+    # the credentials cache lives in the portal's store, encrypted with its key
+    c.StorageProvider.db_url = f"sqlite:///{r.state.portal_db}"
+    c.StorageProvider.key_file = str(r.state.portal_key_file)
+    c.Spawner.server_token_scopes = list(SERVER_TOKEN_SCOPES)
+
+
+def finish_storage(config: Config, *, local_accounts: bool = False) -> None:
+    """Hand the portal the storage settings (it refreshes running servers' credentials)."""
+    from ..providers.storage.provider import portal_environment
+
+    services = config.JupyterHub.get("services", [])
+    portal = next((s for s in services if s.get("name") == PORTAL_NAME), None)
+    environment = portal_environment(config)
+    if not environment:
+        return
+    if portal is None:  # the operator's services replaced ours: no refresh through it
+        if "Spawner" in config and "server_token_scopes" in config.Spawner:
+            scopes = [s for s in config.Spawner.server_token_scopes if "service=portal" not in s]
+            config.Spawner.server_token_scopes = scopes
+        config.StorageProvider.credentials_url = ""
+        return
+    local_db = config.OnyxiaLocalAuthenticator.get("db_url") if local_accounts else None
+    if local_db:  # the sweep revokes disapproved local accounts too
+        environment["ONYXIA_STORAGE_ACCOUNTS_DB"] = local_db
+    portal["environment"] = {**portal.get("environment", {}), **environment}
+    template_vars = dict(config.JupyterHub.get("template_vars", {}))
+    template_vars["onyxia_storage"] = True
+    config.JupyterHub.template_vars = template_vars
 
 
 def finish_portal(config: Config, *, local_accounts: bool) -> None:
@@ -169,7 +221,7 @@ def finish_portal(config: Config, *, local_accounts: bool) -> None:
 _SECRET_NAME = re.compile(
     r"(secret|password|passwd|token|credential|private|_keys?$|^keys?$)", re.IGNORECASE
 )
-_NOT_SECRET = re.compile(r"(_file|_path|_url|_dir|_class|_env|ssl_key)$", re.IGNORECASE)
+_NOT_SECRET = re.compile(r"(_file|_path|_url|_dir|_class|_env|ssl_key|_scopes)$", re.IGNORECASE)
 
 
 def is_secret_name(name: str) -> bool:

@@ -14,6 +14,7 @@ the hub that started it is gone (killed with -9, the hub cannot stop it).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from traitlets.config import Application
 
 from .. import __version__
 from ..catalog.loader import CatalogSource, default_catalog_path
-from . import api, handlers, migrate, views
+from . import api, handlers, migrate, storage, views
 from .base import NotFoundPage
 from .crypto import CryptoError, FieldCrypto, keys_from
 from .hubapi import HubAPI
@@ -215,6 +216,26 @@ class PortalApp(Application):
 
     upgrade_db_only = Bool(False, help="Run the migrations, then exit.").tag(config=True)
 
+    storage_refresh_per_minute = Integer(
+        30,
+        help="""How many times a minute one server may ask `api/storage/credentials` for
+        fresh S3 credentials (HTTP 429 beyond). Servers cache what they get and ask again
+        only when it is due for renewal: a few times an hour.""",
+    ).tag(config=True)
+
+    storage_sweep_interval = Float(
+        help="""Seconds between two sweeps that revoke the S3 credentials of users the hub
+        no longer has (deleted) or whose local account was disapproved. 0: no sweep.
+        Default: `$ONYXIA_STORAGE_SWEEP_INTERVAL`, else 60.""",
+    ).tag(config=True)
+
+    @default("storage_sweep_interval")
+    def _storage_sweep_interval_default(self):
+        try:
+            return float(os.environ.get("ONYXIA_STORAGE_SWEEP_INTERVAL", "60"))
+        except ValueError:
+            return 60.0
+
     _log_formatter_cls = LogFormatter  # colours and %(color)s, as JupyterHub's logs
 
     @default("log_level")
@@ -241,6 +262,9 @@ class PortalApp(Application):
             return
         self._catalog_source = None
         self.catalog()
+        # S3 credentials for My storage and running servers (hub's settings, our store)
+        self.storage = storage.service_from_environment(self.store, self.log)
+        self.storage_limit = storage.RateLimit(self.storage_refresh_per_minute)
         self.hub_auth = HubOAuth(
             parent=self,
             base_url=self.base_url,
@@ -313,6 +337,7 @@ class PortalApp(Application):
             "onyxia_product_name": self.product_name,
             "onyxia_local_accounts": self.local_accounts,
             "onyxia_portal_url": self.base_url,
+            "onyxia_storage": getattr(self, "storage", None) is not None,
         }
 
     def make_app(self) -> web.Application:
@@ -327,6 +352,7 @@ class PortalApp(Application):
             (prefix + "account", handlers.AccountPage, args),
             (prefix + "admin", handlers.AdminPage, args),
             *[(path, cls, args) for path, cls in api.routes(prefix)],
+            *[(path, cls, args) for path, cls in storage.routes(prefix)],
         ]
         return web.Application(
             routes,
@@ -374,6 +400,14 @@ class PortalApp(Application):
                     loop.stop()
 
             ioloop.PeriodicCallback(check_parent, 2000).start()
+        if self.storage is not None and self.storage_sweep_interval > 0:
+
+            def sweep_storage():
+                task = asyncio.ensure_future(storage.sweep(self))
+                self._sweeps = {t for t in getattr(self, "_sweeps", set()) if not t.done()}
+                self._sweeps.add(task)
+
+            ioloop.PeriodicCallback(sweep_storage, 1000 * self.storage_sweep_interval).start()
         self.log.info("Portal listening on %s, served at %s", self.service_url, self.base_url)
         try:
             loop.start()

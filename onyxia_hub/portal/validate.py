@@ -10,25 +10,26 @@ wrong with it, not what it was.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import unicodedata
-from urllib.parse import urlsplit
 
-from ..choices import Choice, ChoiceError, check, normalize
+from ..choices import (
+    Choice,
+    ChoiceError,
+    branch_problem,
+    check,
+    normalize,
+    repository_problem,
+)
 
 MAX_GIT_NAME = 100
 MAX_EMAIL = 254
 MAX_TOKEN = 255
-MAX_URL = 2048
-MAX_BRANCH = 255
 MAX_CONFIG_NAME = 64
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _EMAIL = re.compile(rf"[^@\s<>(),;:\"\[\]\\]{{1,64}}@{_LABEL}(?:\.{_LABEL})+")
-_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _SERVER_NAME = re.compile(r"[a-z](?:[a-z0-9-]{0,28}[a-z0-9])?")
-_BRANCH_FORBIDDEN = set(" ~^:?*[\\")
 
 
 class FieldError(ValueError):
@@ -91,47 +92,19 @@ def check_token(value) -> str | None:
 
 
 def check_repository(value, schemes=("https",)) -> str | None:
-    """An https:// URL (or another allowed scheme) without credentials, <= 2048 chars."""
+    """An https:// URL (or another allowed scheme) without credentials, <= 2048 chars
+    (`choices.repository_problem`: the rules of every launch's repository)."""
     value = (_text("git_repository", value) or "").strip()
     if not value:
         return None
-    if len(value) > MAX_URL:
-        raise FieldError("git_repository", f"at most {MAX_URL} characters")
-    if _has_control(value) or any(c.isspace() for c in value):
-        raise FieldError("git_repository", "must not contain spaces or control characters")
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        raise FieldError("git_repository", "is not a valid URL") from None
-    allowed = " or ".join(f"{s}://" for s in schemes)
-    if parts.scheme.lower() not in schemes:
-        raise FieldError("git_repository", f"must start with {allowed}")
-    if "@" in parts.netloc:
-        raise FieldError(
-            "git_repository",
-            "must not contain a user name or password (user:pass@): put the token in "
-            "the personal access token field",
-        )
-    host = parts.hostname or ""
-    if not (_HOST.fullmatch(host) or _is_ipv6(host)):
-        raise FieldError(
-            "git_repository", "must name a host, as in https://git.example.org/team/repo.git"
-        )
-    if parts.fragment:
-        raise FieldError("git_repository", "must not contain a #fragment")
+    problem = repository_problem(value, tuple(schemes))
+    if problem:
+        raise FieldError("git_repository", problem)
     return value
 
 
-def _is_ipv6(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).version == 6
-    except ValueError:
-        return False
-
-
 def check_branch(value) -> str | None:
-    """A branch name git accepts (the rules of `git check-ref-format --branch`)."""
+    """A branch name git accepts (`choices.branch_problem`)."""
     value = (_text("git_branch", value) or "").strip()
     if not value:
         return None
@@ -139,35 +112,6 @@ def check_branch(value) -> str | None:
     if problem:
         raise FieldError("git_branch", problem)
     return value
-
-
-def branch_problem(name: str) -> str | None:
-    """Why git would refuse name as a branch, or None."""
-    if len(name) > MAX_BRANCH:
-        return f"at most {MAX_BRANCH} characters"
-    if name == "HEAD":
-        return "'HEAD' is not a branch name"
-    if name.startswith("-"):
-        return "must not start with '-'"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
-        return "must not contain control characters"
-    bad = sorted(set(name) & _BRANCH_FORBIDDEN)
-    if bad:
-        return "must not contain spaces or any of ~ ^ : ? * [ \\"
-    if name.startswith("/") or name.endswith("/") or "//" in name:
-        return "must not start or end with '/' nor contain '//'"
-    if ".." in name:
-        return "must not contain '..'"
-    if "@{" in name:
-        return "must not contain '@{'"
-    if name.endswith("."):
-        return "must not end with '.'"
-    for part in name.split("/"):
-        if part.startswith("."):
-            return "no part between slashes may start with '.'"
-        if part.endswith(".lock"):
-            return "no part between slashes may end with '.lock'"
-    return None
 
 
 def check_config_name(value, field: str = "name") -> str:

@@ -104,3 +104,95 @@ def as_query(case: Hostile) -> str:
 def as_form(case: Hostile) -> dict:
     """Form fields as the spawn form's POST would carry them (values as strings)."""
     return {k: v if isinstance(v, str) else str(v) for k, v in case.options.items()}
+
+
+# -- git repository and branch (issue: git identity, tokens and repositories) -------------
+# Through every launch path with the other cases above; the long table of hostile URLs
+# below (HOSTILE_REPOSITORIES) goes through each layer in tests/test_git_checks.py.
+HOSTILE.extend(
+    [
+        Hostile("repo-ext", {"repository": "ext::sh -c touch% /tmp/pwned"}, 400, "repository:"),
+        Hostile("repo-file", {"repository": "file:///etc"}, 400, "must start with https://"),
+        Hostile("repo-option", {"repository": "--upload-pack=touch /tmp/x"}, 400, "repository:"),
+        Hostile(
+            "repo-credentials",
+            {"repository": "https://ann:hunter2x@git.example.org/x.git"},
+            400,
+            "user name or password",
+        ),
+        Hostile("repo-scp", {"repository": "git@github.com:o/r.git"}, 400, "https://"),
+        Hostile("repo-huge", {"repository": "https://h/" + "r" * 3000}, 400, "is too long"),
+        Hostile("repo-number", {"repository": 42}, 400, "repository:"),
+        Hostile("branch-option", {"branch": "--orphan"}, 400, "must not start with '-'"),
+        Hostile("branch-dotdot", {"branch": "a..b"}, 400, "must not contain '..'"),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class HostileURL:
+    id: str
+    url: str
+    message: str  # a part of the hub's refusal (choices.check)
+    ssh: bool = False  # accepted where an operator allows ssh (refused by default)
+
+
+HOSTILE_REPOSITORIES = [
+    # other transports: remote helpers, local files, plain or unknown protocols
+    HostileURL("ext-sh", "ext::sh -c touch% /tmp/pwned", "spaces"),
+    HostileURL("ext-encoded", "ext::ssh%20-oProxyCommand=touch%20/tmp/x%20h", "https://"),
+    HostileURL("fd-helper", "fd::17", "https://"),
+    HostileURL("helper-prefix", "https::https://git.example.org/x.git", "https://"),
+    HostileURL("file-url", "file:///etc/passwd", "https://"),
+    HostileURL("file-path", "/srv/repositories/x.git", "https://"),
+    HostileURL("file-relative", "../../other-user/project", "https://"),
+    HostileURL("git-protocol", "git://git.example.org/x.git", "https://"),
+    HostileURL("http-plain", "http://git.example.org/x.git", "https://"),
+    HostileURL("ftp", "ftp://git.example.org/x.git", "https://"),
+    HostileURL("javascript", "javascript:alert(1)", "https://"),
+    # options in disguise (CVE-2021-39160 and ssh's -o)
+    HostileURL("upload-pack", "--upload-pack=touch /tmp/pwned", "spaces"),
+    HostileURL("upload-pack-nospace", "--upload-pack=touch", "https://"),
+    HostileURL("config-option", "-cprotocol.ext.allow=always", "https://"),
+    HostileURL("dash-url", "-https://git.example.org/x.git", "https://"),
+    HostileURL("option-after", "https://git.example.org/x.git --upload-pack=x", "spaces"),
+    HostileURL("ssh-proxycommand", "ssh://-oProxyCommand=touch%20x/y", "https://"),
+    HostileURL("ssh-dash-user", "ssh://-oProxyCommand=x@git.example.org/x.git", "https://"),
+    HostileURL("scp-dash-host", "git@-oProxyCommand=touch:x", "https://"),
+    HostileURL("dash-path", "https://git.example.org/-x/repo.git", "starting with '-'"),
+    # credentials in the URL
+    HostileURL("user-token", "https://alice:ghp_s3cr3t@git.example.org/x.git", "password"),
+    HostileURL("token-only", "https://ghp_s3cr3t@git.example.org/x.git", "password"),
+    HostileURL("encoded-colon", "https://alice%3Atok@git.example.org/x.git", "password"),
+    HostileURL("ssh-password", "ssh://git:s3cr3t@github.com/o/r.git", "https://"),
+    # control characters, injections into git's credential protocol (CVE-2020-5260)
+    HostileURL("newline", "https://git.example.org/x.git\n--upload-pack=x", "control"),
+    HostileURL("encoded-newline", "https://git.example.org/x.git%0ahost=evil.example", "URL"),
+    HostileURL("encoded-nul", "https://git.example.org/x%00.git", "characters of a URL"),
+    HostileURL("nul", "https://git.example.org/x\x00.git", "control"),
+    HostileURL("tab", "https://git.example.org/\tx.git", "control"),
+    HostileURL("space", "https://git.example.org/a b.git", "spaces"),
+    HostileURL("quote", 'https://git.example.org/x".git', "characters of a URL"),
+    HostileURL("backslash", "https://git.example.org/x\\..\\y.git", "characters of a URL"),
+    HostileURL("unicode-host", "https://gìt.example.org/x.git", "characters of a URL"),
+    # malformed
+    HostileURL("fragment", "https://git.example.org/x.git#--upload-pack=x", "#fragment"),
+    HostileURL("query", "https://git.example.org/x.git?--upload-pack=x", "?query"),
+    HostileURL("no-host", "https:///x.git", "must name a host"),
+    HostileURL("bad-port", "https://git.example.org:99999/x.git", "not a valid URL"),
+    HostileURL("no-repository", "https://forge.example.net", "must name a repository"),
+    HostileURL("dot-dot", "https://git.example.org/../etc/x.git", "'..'"),
+    HostileURL("huge", "https://git.example.org/" + "x" * 3000, "is too long"),
+    # ssh and scp-style: refused unless an operator enables ssh
+    HostileURL("scp", "git@github.com:org/repo.git", "https://", ssh=True),
+    HostileURL("ssh", "ssh://git@github.com/org/repo.git", "https://", ssh=True),
+]
+
+GOOD_REPOSITORIES = [
+    "https://git.example.org/team/project.git",
+    "https://github.com/InseeFrLab/onyxia",
+    "https://git.example.org:8443/a/b/c.git",
+    "https://[::1]:8443/x.git",
+    "https://127.0.0.1:4443/survey.git",
+    "https://gitlab.example.org/group/sub-group/repo_name.v2.git",
+]

@@ -186,7 +186,9 @@ class Kernel:
 
     def _reconnect(self) -> None:
         """After a death: a new websocket to the restarted kernel (the old one's channels still
-        point at the dead process), checked with a kernel_info round trip."""
+        point at the dead process), checked with an execute round trip: a kernel_info reply can
+        come while the restarted kernel's shell is not serving requests yet, and a request sent
+        then is lost, so only an answered execute_request proves the next run() will be heard."""
         deadline = time.monotonic() + self.start_timeout
         while True:
             r = self._request("GET", f"/kernels/{self.id}", timeout=30)
@@ -199,7 +201,17 @@ class Kernel:
             self.session_id = uuid.uuid4().hex
             try:
                 self._connect()
-                msg = self._message("kernel_info_request", {})
+                msg = self._message(
+                    "execute_request",
+                    {
+                        "code": "",
+                        "silent": True,
+                        "store_history": False,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                        "stop_on_error": False,
+                    },
+                )
                 self._ws.send(json.dumps(msg))
                 self._ws.settimeout(max(1.0, min(10.0, deadline - time.monotonic())))
                 while True:
@@ -208,7 +220,10 @@ class Kernel:
                         raise KernelError("websocket closed")
                     if isinstance(frame, str):
                         reply = json.loads(frame)
-                        if reply.get("parent_header", {}).get("msg_id") == msg["header"]["msg_id"]:
+                        if (
+                            reply.get("parent_header", {}).get("msg_id") == msg["header"]["msg_id"]
+                            and reply["header"]["msg_type"] == "execute_reply"
+                        ):
                             self._died = False
                             return
             except (KernelError, OSError, websocket.WebSocketException) as e:

@@ -1,0 +1,325 @@
+"""`onyxia-git-pull`: the server's repository cloned, or updated keeping the user's edits.
+
+One entry point for every server: the Jupyter server extension of this package runs it
+at start (in a background thread, see `server`), and an image's start script may run it
+too. It reads `GIT_REPOSITORY` and `GIT_BRANCH` (Onyxia's names, set by the hub's git
+provider) and clones into `<work dir>/<repository name>`, or updates a clone already
+there with nbgitpuller's `GitPuller`: the user's changes are committed, then the remote
+branch is merged with `-Xours` (the user's side wins a conflict), files deleted locally
+come back, and local files in the way of new remote ones are renamed.
+
+Before any git command runs, the URL and branch are checked (`checks`); a refusal says
+why and runs nothing. Every git command then runs with:
+
+- the URL after `--` (nbgitpuller's fix for CVE-2021-39160);
+- `GIT_TERMINAL_PROMPT=0`, no askpass program: git never waits for a password;
+- `GIT_ALLOW_PROTOCOL` (https, and ssh only where the operator allows it) and
+  `protocol.file.allow=never`: no local, `ext::` or other transports, even via redirects;
+- no submodules (`submodule.recurse`, `fetch.recurseSubmodules` off), no hooks
+  (`core.hooksPath=/dev/null`), a stalled transfer stopped (under 1 kB/s for 60 s);
+- a time limit for the whole pull (`--timeout`), after which its git processes are ended;
+- a lock per target directory (`~/.cache/onyxia-git/locks`): a second pull of the same
+  repository while one runs is skipped, with a message.
+
+A directory of the repository's name that is not a clone of that URL is left alone.
+Exit status: 0 done (or nothing to do), 1 failed, 2 refused, 3 skipped, 4 timed out.
+With `--json`, each line of output is a JSON event the server extension reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from .checks import PROTOCOLS, branch_problem, directory_name, repository_problem
+
+DONE, FAILED, REFUSED, SKIPPED, TIMED_OUT = 0, 1, 2, 3, 4
+STATES = {DONE: "done", FAILED: "failed", REFUSED: "refused", SKIPPED: "skipped"}
+STATES[TIMED_OUT] = "failed"
+DEFAULT_TIMEOUT = 300
+MAX_REASON = 300
+HARDENING = (
+    ("protocol.file.allow", "never"),
+    ("protocol.ext.allow", "never"),
+    ("submodule.recurse", "false"),
+    ("fetch.recurseSubmodules", "false"),
+    ("core.hooksPath", "/dev/null"),
+    ("core.askPass", ""),
+    ("http.lowSpeedLimit", "1000"),
+    ("http.lowSpeedTime", "60"),
+)
+_GIT_MESSAGE = re.compile(r"^(?:fatal|error|remote|ERROR):\s*(.*)$")
+_REASONS = (
+    ("terminal prompts disabled", "it asks for a password and none may be sent there"),
+    ("Authentication failed", "it refused the credentials"),
+    ("not found", "there is no such repository (or it is private)"),
+    ("Could not resolve host", "its host name is unknown"),
+    ("Failed to connect", "its server does not answer"),
+    ("SSL certificate problem", "its server's certificate is not trusted here"),
+    ("not allowed", "its protocol is not allowed"),
+)
+
+
+class Reporter:
+    """Lines for people (default) or JSON events for the server extension (--json)."""
+
+    def __init__(self, as_json: bool, stream=None):
+        self.as_json = as_json
+        self.stream = stream or sys.stdout
+        self.lock = threading.Lock()
+
+    def _write(self, event: dict, text: str) -> None:
+        with self.lock:
+            self.stream.write((json.dumps(event) if self.as_json else text) + "\n")
+            self.stream.flush()
+
+    def progress(self, message: str) -> None:
+        self._write({"event": "progress", "message": message}, message)
+
+    def git(self, line: str) -> None:
+        self._write({"event": "git", "message": line}, "  " + line)
+
+    def result(self, status: int, message: str) -> int:
+        self._write({"event": "result", "state": STATES[status], "message": message}, message)
+        return status
+
+
+def hardened_environment(environ, protocols) -> dict[str, str]:
+    """environ with every git setting above; the user's own GIT_CONFIG_* pairs dropped."""
+    env = {k: v for k, v in environ.items() if not k.startswith("GIT_CONFIG_KEY_")}
+    env = {k: v for k, v in env.items() if not k.startswith("GIT_CONFIG_VALUE_")}
+    for name in ("GIT_ASKPASS", "SSH_ASKPASS", "GIT_CONFIG_PARAMETERS"):
+        env.pop(name, None)
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_ALLOW_PROTOCOL=":".join(protocols), LANG="C")
+    settings = list(HARDENING)
+    if "ssh" in protocols:
+        env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+    env["GIT_CONFIG_COUNT"] = str(len(settings))
+    for i, (key, value) in enumerate(settings):
+        env[f"GIT_CONFIG_KEY_{i}"] = key
+        env[f"GIT_CONFIG_VALUE_{i}"] = value
+    return env
+
+
+def reason(output: list[str]) -> str:
+    """A short account of why git failed, from its last messages."""
+    messages = [m.group(1) for m in map(_GIT_MESSAGE.match, output) if m and m.group(1)]
+    said = messages[-1] if messages else (output[-1] if output else "")
+    for words, meaning in _REASONS:
+        if any(words in line for line in output):
+            return f"{meaning} (git: {said})"[:MAX_REASON]
+    return (f"git: {said}" if said else "git failed")[:MAX_REASON]
+
+
+def _git(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=30
+    )
+
+
+def clone_problem(target: Path, url: str, env: dict) -> str | None:
+    """Why target must not be updated from url (not a clone of it), or None."""
+    if target.is_symlink() or not target.is_dir():
+        return "is not a directory"
+    top = _git("rev-parse", "--show-toplevel", cwd=target, env=env)
+    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != target.resolve():
+        return "is not a git clone"
+    origin = _git("config", "--get", "remote.origin.url", cwd=target, env=env)
+    if origin.stdout.strip() != url:
+        return "is a clone of another repository"
+    return None
+
+
+def _lock(target: Path) -> int | None:
+    """An exclusive lock on target's pulls (an open descriptor), or None if held."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    directory = cache / "onyxia-git" / "locks"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    name = hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:24]
+    fd = os.open(directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _run_puller(url, target, branch, depth, report, output: list, outcome: dict, stopping):
+    # late imports: checks and refusals need no Jupyter at all
+    from nbgitpuller import GitPuller
+    from nbgitpuller.errors import BranchExistError, BranchResolveError
+
+    outcome["ok"] = False
+    try:
+        puller = GitPuller(url, str(target), branch=branch, depth=depth)
+        for line in puller.pull():
+            for part in line.rstrip("\n").splitlines():
+                output.append(part)
+                report.git(part)
+        outcome["ok"] = True
+    except subprocess.CalledProcessError as e:
+        for text in (e.stderr, e.stdout):
+            if isinstance(text, str):
+                output.extend(text.splitlines())
+    except (BranchExistError, BranchResolveError):
+        if stopping.is_set():
+            return
+        # nbgitpuller hides why: ask again, to tell "no such branch" from "no access"
+        try:
+            heads = subprocess.run(
+                ["git", "ls-remote", "--heads", "--", url],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        except subprocess.TimeoutExpired:
+            output.append("error: the repository did not answer")
+            return
+        outcome["branch"] = heads.returncode == 0
+        output.extend(heads.stderr.splitlines())
+    except Exception as e:  # a stale index.lock (nbgitpuller), an OSError...
+        output.append(f"error: {e}")
+
+
+def _end_our_git_processes() -> None:
+    """End the git processes of this pull: our process group, ourselves spared."""
+    if os.getpgrp() != os.getpid():
+        return  # not a group leader: the group is someone else's
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.killpg(os.getpgrp(), signal.SIGTERM)
+
+
+def pull(
+    url, branch, work_dir, *, protocols=("https",), timeout=DEFAULT_TIMEOUT, depth=0, report
+) -> int:
+    """Clone or update url into work_dir; the exit status (see the module docstring)."""
+    if not url:
+        return report.result(DONE, "No repository to clone.")
+    problem = repository_problem(url, protocols)
+    if problem:  # the URL is not repeated: it may hold a password
+        return report.result(REFUSED, f"Refused the repository: the URL {problem}.")
+    if branch:
+        problem = branch_problem(branch)
+        if problem:
+            return report.result(REFUSED, f"Refused the branch {branch[:60]!r}: it {problem}.")
+    name = directory_name(url)
+    if name is None:
+        return report.result(REFUSED, "Refused the repository: its name is no directory name.")
+    work_dir = Path(work_dir).expanduser()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    target = work_dir / name
+    on_branch = f" (branch {branch})" if branch else ""
+
+    lock = _lock(target)
+    if lock is None:
+        return report.result(
+            SKIPPED, f"{name}/ is being cloned or updated by another start: skipped."
+        )
+    env = hardened_environment(os.environ, protocols)
+    if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+        target.rmdir()  # an empty directory of that name: clone into it
+    updating = target.exists() or target.is_symlink()
+    if updating:
+        problem = clone_problem(target, url, env)
+        if problem:
+            return report.result(
+                FAILED, f"{name}/ {problem} of {url}: it was left as it is, nothing was pulled."
+            )
+        report.progress(f"Updating {name}/ from {url}{on_branch}")
+    else:
+        report.progress(f"Cloning {url}{on_branch} into {name}/")
+
+    os.environ.clear()
+    os.environ.update(env)  # GitPuller's git commands inherit it
+    output: list[str] = []
+    outcome: dict = {}
+    stopping = threading.Event()
+    worker = threading.Thread(
+        target=_run_puller,
+        args=(url, target, branch or None, depth, report, output, outcome, stopping),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        stopping.set()
+        _end_our_git_processes()
+        worker.join(10)
+        _end_our_git_processes()  # one started meanwhile
+        return report.result(
+            TIMED_OUT,
+            f"Stopped {'updating' if updating else 'cloning'} {url} after {timeout:g} s: "
+            f"the server works without it.",
+        )
+    if outcome.get("ok") and updating:
+        kept = "; your changes are kept"
+        return report.result(DONE, f"Updated {name}/ from {url}{on_branch}{kept}.")
+    if outcome.get("ok"):
+        return report.result(DONE, f"Cloned {url}{on_branch} into {name}/.")
+    why = reason(output)
+    if outcome.get("branch"):
+        why = f"the branch {branch} does not exist there" if branch else "no default branch found"
+    verb = "update" if updating else "clone"
+    return report.result(FAILED, f"Could not {verb} {url}{on_branch}: {why}.")
+
+
+def _protocols(value: str) -> tuple[str, ...]:
+    wanted = [p.strip().lower() for p in re.split(r"[:,\s]+", value or "") if p.strip()]
+    return tuple(p for p in PROTOCOLS if p in wanted) or ("https",)
+
+
+def main(argv=None) -> int:
+    env = os.environ
+    parser = argparse.ArgumentParser(
+        prog="onyxia-git-pull",
+        description="Clone the server's git repository, or update it keeping your changes.",
+    )
+    for flag, variable, default, kind, text in (
+        ("--repository", "GIT_REPOSITORY", "", str, "https URL"),
+        ("--branch", "GIT_BRANCH", "", str, "branch (none: the remote's default)"),
+        ("--work-dir", "ONYXIA_GIT_WORK_DIR", os.getcwd(), str, "where the clone goes"),
+        ("--timeout", "ONYXIA_GIT_PULL_TIMEOUT", DEFAULT_TIMEOUT, float, "seconds"),
+        ("--protocols", "ONYXIA_GIT_ALLOW_PROTOCOL", "https", str, "https, or https:ssh"),
+        ("--depth", "ONYXIA_GIT_DEPTH", 0, int, "clone depth (0: the whole history)"),
+    ):
+        parser.add_argument(
+            flag,
+            type=kind,
+            default=kind(env.get(variable) or default),
+            help=f"{text} (default: ${variable}, else {default!r})",
+        )
+    parser.add_argument("--json", action="store_true", help="JSON events, one a line")
+    args = parser.parse_args(argv)
+    logging.getLogger().addHandler(logging.NullHandler())  # nbgitpuller's logs: we report
+    try:
+        os.setpgid(0, 0)  # our git processes in a group of our own, to end them at timeout
+    except OSError:
+        pass  # a session leader already leads its group
+    report = Reporter(args.json)
+    try:
+        return pull(
+            args.repository.strip(),
+            args.branch.strip(),
+            args.work_dir,
+            protocols=_protocols(args.protocols),
+            timeout=args.timeout,
+            depth=max(args.depth, 0),
+            report=report,
+        )
+    except OSError as e:  # the work directory or the lock could not be made
+        return report.result(FAILED, f"Could not pull: {e.strerror} ({e.filename}).")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

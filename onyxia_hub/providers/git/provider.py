@@ -1,0 +1,255 @@
+"""`GitProvider`: every server starts with the user's git identity, token and repository.
+
+At each launch it reads the user's My account settings from the portal's store (in a
+thread: the store is synchronous SQLAlchemy), falls back to the identity provider's
+userinfo for the name and e-mail, takes the launch's own repository and branch when it
+names some, and contributes (see `settings`):
+
+- `GIT_USER_NAME`, `GIT_USER_MAIL`, `GIT_REPOSITORY`, `GIT_BRANCH` (Onyxia's names);
+- a git configuration (identity, a credential helper per allowed https host), secret
+  file `git/config`, which extensions/onyxia-git points `GIT_CONFIG_SYSTEM` at;
+- the token as secret file `git/token` (mode 0600, memory-backed, outside the home),
+  read by that helper only; `GIT_PERSONAL_ACCESS_TOKEN` only if the operator opts in;
+- the plan's `repository`, which the server clones or updates at start
+  (`onyxia-git-pull`, run by the server extension).
+
+A store that cannot be read does not stop launches (`required` is False by default): the
+server starts with what the other sources give, and the hub logs why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Mapping
+
+from sqlalchemy.exc import SQLAlchemyError
+from traitlets import Bool, Integer, List, TraitError, Unicode, default, validate
+
+from ...portal.crypto import CryptoError, FieldCrypto, keys_from
+from ...portal.store import Store, make_engine, safe_url
+from ..base import PlanProvider, PlanRequest
+from . import settings as git
+
+PORTAL_SERVICE = "portal"
+_STORES: dict[tuple, Store] = {}
+_STORES_LOCK = threading.Lock()
+
+
+class GitProvider(PlanProvider):
+    """Git identity, token and repository for every launch; see the module docstring."""
+
+    @default("required")
+    def _required_default(self):
+        return False
+
+    db_url = Unicode(
+        None,
+        allow_none=True,
+        help="""
+        The portal's store (My account settings), as an SQLAlchemy URL: the same database
+        the portal uses (`PortalApp.db_url`). Read only; the portal creates and migrates it.
+
+        Default: `ONYXIA_PORTAL_DB_URL` from the environment of the hub's `portal` service
+        (`c.JupyterHub.services`), else from the hub's own environment; None when neither
+        has it, and then no My account settings are read (the identity provider's name and
+        e-mail, and the launch's own repository, still are). Give a password through the
+        environment (`PGPASSWORD`), never in the URL.
+
+            c.GitProvider.db_url = "sqlite:////var/lib/onyxia-hub/portal/portal.sqlite"
+        """,
+    ).tag(config=True)
+
+    @default("db_url")
+    def _db_url_default(self):
+        return self._portal_environment().get("ONYXIA_PORTAL_DB_URL") or None
+
+    key_file = Unicode(
+        None,
+        allow_none=True,
+        help="""
+        The file of the keys that decrypt the stored tokens (`PortalApp.key_file`).
+        `ONYXIA_PORTAL_CRYPT_KEY`, in the portal service's environment or the hub's, adds
+        keys before the file's, as for the portal. Default: `ONYXIA_PORTAL_KEY_FILE` from
+        the portal service's environment, else the hub's. Without any key, tokens are not
+        delivered (the hub logs why) and everything else is. Keys are read at the first
+        launch after the hub starts: restart the hub after rotating them, as the portal.
+
+            c.GitProvider.key_file = "/var/lib/onyxia-hub/hub/secrets/portal_key"
+        """,
+    ).tag(config=True)
+
+    @default("key_file")
+    def _key_file_default(self):
+        return self._portal_environment().get("ONYXIA_PORTAL_KEY_FILE") or None
+
+    credential_hosts = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        help="""
+        The https hosts (`host` or `host:port`) the user's token is offered to by the
+        credential helper in their servers. No other host, and no other protocol, ever
+        gets it.
+
+        None (default): the host of the user's default repository in My account, if any.
+        A repository named by the spawn form or a link never adds its host: a link from
+        another site must not be able to send the token elsewhere. An empty list offers
+        the token to no host.
+
+            c.GitProvider.credential_hosts = ["gitlab.example.org", "github.com"]
+        """,
+    ).tag(config=True)
+
+    @validate("credential_hosts")
+    def _validate_credential_hosts(self, proposal):
+        if proposal.value is None:
+            return None
+        try:
+            return [git.check_host(h) for h in proposal.value]
+        except ValueError as e:
+            raise TraitError(f"GitProvider.credential_hosts: {e}") from None
+
+    allowed_schemes = List(
+        Unicode(),
+        ["https"],
+        help="""
+        Repository URL schemes that are cloned at start: `https`, and `ssh` where the
+        operator enables it (the images then need keys or an agent: no ssh key is
+        delivered). Passed to the puller as its `GIT_ALLOW_PROTOCOL`. Repositories named by
+        the form or a link are https only whatever this says; an ssh default repository
+        also needs `c.PortalApp.repository_schemes = ["https", "ssh"]`.
+
+            c.GitProvider.allowed_schemes = ["https", "ssh"]
+        """,
+    ).tag(config=True)
+
+    @validate("allowed_schemes")
+    def _validate_allowed_schemes(self, proposal):
+        schemes = list(dict.fromkeys(s.lower() for s in proposal.value))
+        if "https" not in schemes or not set(schemes) <= {"https", "ssh"}:
+            raise TraitError("GitProvider.allowed_schemes: https, and optionally ssh")
+        return schemes
+
+    personal_access_token_variable = Bool(
+        False,
+        help="""
+        Also give the token as `GIT_PERSONAL_ACCESS_TOKEN`, as Onyxia does, for scripts
+        and images that read it.
+
+        False (default): the token is only a file the credential helper reads. A variable
+        is inherited by every process of the server (kernels, terminals, anything they
+        start) and shown by `env`, `os.environ`, `Sys.getenv()`; any library or package
+        that reports its environment (crash reports, debug dumps) sends it along.
+        True: that, in exchange for compatibility (on Kubernetes the value still lives in
+        the server's Secret, not in the pod spec).
+        """,
+    ).tag(config=True)
+
+    credential_username = Unicode(
+        "oauth2",
+        help="""
+        The user name the credential helper gives with the token. Forges check the token,
+        not the name, for personal access tokens: GitHub and GitLab accept any non-empty
+        name (`oauth2` is GitLab's for OAuth tokens). `{username}` is replaced by the hub
+        user's name, for forges that want it (Gitea with its own logins).
+        """,
+    ).tag(config=True)
+
+    pull_timeout = Integer(
+        300,
+        help="""
+        Seconds the start-time clone or update may take; after that it is stopped, the
+        user is told, and the server keeps running without it. Stalled transfers (under
+        1 kB/s for 60 s) are stopped sooner.
+        """,
+    ).tag(config=True)
+
+    use_oidc_identity = Bool(
+        True,
+        help="""
+        Use the identity provider's `name` and `email` claims (auth_state `oauth_user`,
+        as OnyxiaOIDCAuthenticator keeps them) when My account sets no name or e-mail.
+        An e-mail the provider marks unverified (`email_verified: false`) is not used.
+        """,
+    ).tag(config=True)
+
+    # -- sources -----------------------------------------------------------------------
+    def _portal_environment(self) -> dict[str, str]:
+        """The hub's environment under the `portal` service's own (where it runs)."""
+        environment = dict(os.environ)
+        hub = self.config.get("JupyterHub") if self.config else None  # read, never created
+        services = hub.get("services", []) if hub else []
+        for service in services if isinstance(services, list) else []:
+            if isinstance(service, Mapping) and service.get("name") == PORTAL_SERVICE:
+                environment.update(service.get("environment") or {})
+        return environment
+
+    def _store(self) -> Store | None:
+        if not self.db_url:
+            return None
+        environment = self._portal_environment()
+        key = (self.db_url, self.key_file, environment.get("ONYXIA_PORTAL_CRYPT_KEY"))
+        with _STORES_LOCK:
+            if key not in _STORES:
+                try:
+                    crypto = FieldCrypto(keys_from(self.key_file, environ=environment))
+                except CryptoError as e:
+                    self.log.warning("Git tokens will not be delivered: %s", e)
+                    crypto = _NoKey()
+                _STORES[key] = Store(make_engine(self.db_url), crypto)
+            return _STORES[key]
+
+    def _read_account(self, username: str) -> git.Account:
+        store = self._store()
+        if store is None:
+            return git.Account()
+        try:
+            account = store.account(username)
+            token = None
+            if account.token_set:
+                try:
+                    token = store.git_token(username)
+                except CryptoError as e:
+                    self.log.warning("The git token of %s cannot be used: %s", username, e)
+        except SQLAlchemyError as e:
+            self.log.error(
+                "Git settings of %s not read from %s: %s",
+                username,
+                safe_url(self.db_url),
+                str(e).splitlines()[0][:200],
+            )
+            return git.Account()
+        return git.Account(
+            account.git_name, account.git_email, account.git_repository, account.git_branch, token
+        )
+
+    # -- the contribution --------------------------------------------------------------
+    async def contribute(self, request: PlanRequest):
+        account = await asyncio.to_thread(self._read_account, request.username)
+        auth_state = request.auth_state if isinstance(request.auth_state, Mapping) else {}
+        oauth_user = auth_state.get("oauth_user") if self.use_oidc_identity else None
+        resolved, notes = git.resolve(
+            request.choice,
+            account,
+            oauth_user,
+            schemes=tuple(self.allowed_schemes),
+            hosts=tuple(self.credential_hosts) if self.credential_hosts is not None else None,
+        )
+        for note in notes:
+            self.log.info("Git for %s: %s", request.username, note)
+        return git.contribution(
+            resolved,
+            username=self.credential_username.replace("{username}", request.username),
+            protocols=tuple(self.allowed_schemes),
+            pull_timeout=self.pull_timeout,
+            token_variable=self.personal_access_token_variable,
+        )
+
+
+class _NoKey:
+    """The store's crypto when no key is configured: plain fields read, tokens not."""
+
+    def decrypt(self, user: str, ciphertext: str) -> str:
+        raise CryptoError("no key to decrypt the stored tokens")

@@ -1,0 +1,351 @@
+"""The git provider on the hub's side, without servers: sources, precedence, what lands where.
+
+- `settings.resolve`: the launch's repository over My account's, My account's identity
+  over the identity provider's, and the token offered only to the default repository's
+  host (or the operator's list), never to a host a link names;
+- `settings.git_config` and `settings.contribution`: the configuration file git reads,
+  Onyxia's variables, the token as a secret file only (or also as
+  `GIT_PERSONAL_ACCESS_TOKEN` when the operator opts in);
+- `GitProvider` reading a real portal store (SQLite, encrypted token), with its defaults
+  taken from the portal service's environment, and launching on when the store cannot be
+  read;
+- on Kubernetes, the pod and Secret OnyxiaSpawner builds with it: the token in the
+  Secret only, never in the pod (the secret scanner over the manifest and the logs).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from types import SimpleNamespace
+
+import pytest
+from traitlets import TraitError
+from traitlets.config import Config
+
+from onyxia_hub.catalog.loader import default_catalog_path, load_catalog
+from onyxia_hub.choices import check
+from onyxia_hub.plan import Repository
+from onyxia_hub.portal.crypto import FieldCrypto, parse_key
+from onyxia_hub.portal.migrate import upgrade
+from onyxia_hub.portal.store import Store, make_engine
+from onyxia_hub.providers.base import PlanRequest
+from onyxia_hub.providers.git import GitProvider
+from onyxia_hub.providers.git.settings import (
+    Account,
+    GitSettings,
+    contribution,
+    credential_host,
+    git_config,
+    resolve,
+)
+from tests.helpers.secrets import SecretScanner
+
+CATALOG = load_catalog([default_catalog_path()])
+SERVICE = CATALOG.get("jupyter-python")
+TOKEN = "glpat-" + secrets.token_urlsafe(20)
+DEFAULT = "https://git.example.org/stats/survey.git"
+OTHER = "https://elsewhere.example.net/course/intro.git"
+ACCOUNT = Account("Ann O'Neil", "ann@example.org", DEFAULT, "dev", TOKEN)
+OIDC = {"name": "Ann from Keycloak", "email": "ann@idp.example.org", "email_verified": True}
+
+
+def choice(**options):
+    return check({"service": "jupyter-python", **options}, CATALOG, [])
+
+
+# -- precedence -------------------------------------------------------------------------
+def test_my_account_gives_identity_repository_branch_and_token():
+    settings, notes = resolve(choice(), ACCOUNT, OIDC)
+    assert settings == GitSettings(
+        "Ann O'Neil", "ann@example.org", DEFAULT, "dev", TOKEN, ("git.example.org",)
+    )
+    assert notes == []
+
+
+def test_the_identity_provider_fills_in_name_and_email():
+    settings, _ = resolve(choice(), Account(), OIDC)
+    assert (settings.name, settings.email) == ("Ann from Keycloak", "ann@idp.example.org")
+    unverified = dict(OIDC, email_verified=False)
+    assert resolve(choice(), Account(), unverified)[0].email is None
+    # values git's configuration could be fooled by are not taken
+    hostile = {"name": "Ann\n[core]\n\tsshCommand = x", "email": "not an address"}
+    assert resolve(choice(), Account(), hostile)[0] == GitSettings()
+    assert resolve(choice(), Account(name="Ann"), OIDC)[0].name == "Ann"
+
+
+def test_the_launch_names_its_own_repository_and_branch():
+    settings, _ = resolve(choice(repository=OTHER), ACCOUNT, None)
+    assert (settings.repository, settings.branch) == (OTHER, None)  # not the default's branch
+    settings, _ = resolve(choice(repository=OTHER, branch="week-2"), ACCOUNT, None)
+    assert (settings.repository, settings.branch) == (OTHER, "week-2")
+    settings, _ = resolve(choice(branch="hotfix"), ACCOUNT, None)
+    assert (settings.repository, settings.branch) == (DEFAULT, "hotfix")
+    settings, _ = resolve(choice(repository=DEFAULT), ACCOUNT, None)  # named again
+    assert (settings.repository, settings.branch) == (DEFAULT, "dev")
+    assert resolve(choice(branch="hotfix"), Account(), None)[0].branch is None
+
+
+def test_the_token_goes_only_to_the_default_repositorys_host_or_the_operators():
+    # a link naming another host does not add it: the token stays with the default's host
+    settings, _ = resolve(choice(repository=OTHER), ACCOUNT, None)
+    assert settings.credential_hosts == ("git.example.org",) and settings.token == TOKEN
+    settings, _ = resolve(choice(), ACCOUNT, None, hosts=("gitlab.example.org",))
+    assert settings.credential_hosts == ("gitlab.example.org",)
+    settings, notes = resolve(choice(), Account(token=TOKEN), None)
+    assert settings.token is None and settings.credential_hosts == ()
+    assert notes == ["a token is stored but no host may receive it: not delivered"]
+    settings, _ = resolve(choice(), ACCOUNT, None, hosts=())
+    assert settings.token is None
+
+
+def test_a_stored_repository_no_longer_allowed_is_left_out():
+    ssh = Account(repository="ssh://git@git.example.org/stats/survey.git", branch="dev")
+    settings, notes = resolve(choice(), ssh, None)
+    assert settings.repository is None and settings.branch is None
+    assert notes == ["the default repository of My account is not allowed here: left out"]
+    settings, _ = resolve(choice(), ssh, None, schemes=("https", "ssh"))
+    assert settings.repository == ssh.repository
+
+
+@pytest.mark.parametrize(
+    "url, host",
+    [
+        ("https://git.example.org/a.git", "git.example.org"),
+        ("https://Git.Example.org:443/a.git", "git.example.org"),
+        ("https://git.example.org:8443/a.git", "git.example.org:8443"),
+        ("ssh://git@git.example.org/a.git", None),
+        ("https://[::1]:8443/a.git", None),
+    ],
+)
+def test_credential_hosts_are_as_git_names_them(url, host):
+    assert credential_host(url) == host
+
+
+# -- what lands where -------------------------------------------------------------------
+def test_the_git_configuration_file():
+    settings = GitSettings('Ann "the \\ stat"', "ann@example.org", DEFAULT, None, TOKEN,
+                           ("git.example.org", "127.0.0.1:8443"))  # fmt: skip
+    assert git_config(settings, username="oauth2") == (
+        "# Written by Onyxia Hub for this server, read through GIT_CONFIG_SYSTEM (docs/git.md).\n"
+        "# Your ~/.gitconfig and each repository's own settings take precedence over it.\n"
+        "[include]\n"
+        '\tpath = "/etc/gitconfig"\n'
+        "[user]\n"
+        '\tname = "Ann \\"the \\\\ stat\\""\n'
+        '\temail = "ann@example.org"\n'
+        '[credential "https://git.example.org"]\n'
+        '\thelper = "onyxia --host=git.example.org"\n'
+        '\tusername = "oauth2"\n'
+        '[credential "https://127.0.0.1:8443"]\n'
+        '\thelper = "onyxia --host=127.0.0.1:8443"\n'
+        '\tusername = "oauth2"\n'
+    )
+    assert TOKEN not in git_config(settings)
+    assert "credential" not in git_config(GitSettings("Ann", credential_hosts=("h",)))
+    with pytest.raises(ValueError, match="control characters"):
+        git_config(GitSettings("Ann\n[core]"))
+
+
+def test_the_contribution_onyxia_variables_and_secret_files():
+    settings = GitSettings("Ann", "ann@example.org", DEFAULT, "dev", TOKEN, ("git.example.org",))
+    made = contribution(settings, pull_timeout=120)
+    assert dict(made.environment) == {
+        "GIT_USER_NAME": "Ann",
+        "GIT_USER_MAIL": "ann@example.org",
+        "GIT_REPOSITORY": DEFAULT,
+        "GIT_BRANCH": "dev",
+        "ONYXIA_GIT_ALLOW_PROTOCOL": "https",
+        "ONYXIA_GIT_PULL_TIMEOUT": "120",
+    }
+    assert dict(made.secret_environment) == {}
+    assert made.repository == Repository(DEFAULT, "dev")
+    files = {f.path: f for f in made.files}
+    assert set(files) == {"git/config", "git/token"}
+    assert all(f.secret and f.mode == 0o600 for f in files.values())
+    assert files["git/token"].content == TOKEN
+    scanner = SecretScanner({"token": TOKEN})
+    scanner.assert_clean(
+        scanner.scan_objects("environment", dict(made.environment))
+        + scanner.scan_text("git/config", files["git/config"].content)
+    )
+    compatible = contribution(settings, token_variable=True)
+    assert dict(compatible.secret_environment) == {"GIT_PERSONAL_ACCESS_TOKEN": TOKEN}
+    assert contribution(GitSettings()) == type(made)()  # nothing known: nothing at all
+    identity_only = contribution(GitSettings("Ann"))
+    assert [f.path for f in identity_only.files] == ["git/config"]
+    assert identity_only.repository is None and "GIT_REPOSITORY" not in identity_only.environment
+
+
+# -- the provider, with a real store -------------------------------------------------------
+@pytest.fixture
+def portal_store(tmp_path):
+    """A portal store as the portal makes it: migrated SQLite, a key file (0600)."""
+    key = secrets.token_hex(32)
+    key_file = tmp_path / "portal_key"
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    db_url = f"sqlite:///{tmp_path / 'portal.sqlite'}"
+    engine = make_engine(db_url)
+    upgrade(engine)
+    store = Store(engine, FieldCrypto([parse_key(key)]))
+    return SimpleNamespace(db_url=db_url, key_file=str(key_file), store=store)
+
+
+def request(username="ann", auth_state=None, **options):
+    return PlanRequest(username, "", frozenset(), SERVICE, choice(**options), auth_state)
+
+
+def provider(portal_store=None, **settings) -> GitProvider:
+    config = Config()
+    if portal_store is not None:
+        config.GitProvider.db_url = portal_store.db_url
+        config.GitProvider.key_file = portal_store.key_file
+    for key, value in settings.items():
+        config.GitProvider[key] = value
+    return GitProvider(config=config)
+
+
+async def test_the_provider_reads_my_account_and_decrypts_the_token(portal_store):
+    portal_store.store.save_account(
+        "ann", git_name="Ann", git_email="ann@example.org", git_repository=DEFAULT,
+        git_branch="dev", git_token=TOKEN,
+    )  # fmt: skip
+    made = await provider(portal_store).contribute(request(auth_state={"oauth_user": OIDC}))
+    assert made.environment["GIT_USER_NAME"] == "Ann"
+    assert made.environment["GIT_REPOSITORY"] == DEFAULT
+    assert {f.path: f.content for f in made.files}["git/token"] == TOKEN
+    other = await provider(portal_store).contribute(request("bob", {"oauth_user": OIDC}))
+    assert other.environment["GIT_USER_NAME"] == "Ann from Keycloak"  # bob has no settings
+    assert "git/token" not in [f.path for f in other.files]
+
+
+async def test_the_store_defaults_to_the_portal_services(portal_store, monkeypatch):
+    portal_store.store.save_account("ann", git_name="Ann", git_token=TOKEN,
+                                    git_repository=DEFAULT)  # fmt: skip
+    config = Config()
+    config.JupyterHub.services = [
+        {"name": "other", "environment": {"ONYXIA_PORTAL_DB_URL": "sqlite:////nonexistent"}},
+        {
+            "name": "portal",
+            "environment": {
+                "ONYXIA_PORTAL_DB_URL": portal_store.db_url,
+                "ONYXIA_PORTAL_KEY_FILE": portal_store.key_file,
+            },
+        },
+    ]
+    monkeypatch.delenv("ONYXIA_PORTAL_DB_URL", raising=False)
+    monkeypatch.delenv("ONYXIA_PORTAL_CRYPT_KEY", raising=False)
+    git = GitProvider(config=config)
+    assert (git.db_url, git.key_file) == (portal_store.db_url, portal_store.key_file)
+    made = await git.contribute(request())
+    assert {f.path: f.content for f in made.files}["git/token"] == TOKEN
+    assert GitProvider(config=Config()).db_url is None  # no portal, no variable: no store
+
+
+async def test_launches_go_on_when_the_store_cannot_be_read(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    broken = provider(SimpleNamespace(db_url=f"sqlite:///{tmp_path}/empty.sqlite",
+                                      key_file=None))  # fmt: skip
+    made = await broken.contribute(request(auth_state={"oauth_user": OIDC}))
+    assert made.environment["GIT_USER_MAIL"] == "ann@idp.example.org"
+    assert "Git settings of ann not read" in caplog.text
+    assert "Git tokens will not be delivered" in caplog.text  # and no key: said once
+
+
+async def test_without_a_key_the_token_stays_in_the_store(portal_store, caplog):
+    portal_store.store.save_account("ann", git_name="Ann", git_token=TOKEN,
+                                    git_repository=DEFAULT)  # fmt: skip
+    keyless = provider(SimpleNamespace(db_url=portal_store.db_url, key_file=None))
+    made = await keyless.contribute(request())
+    assert made.environment["GIT_USER_NAME"] == "Ann"
+    assert "git/token" not in [f.path for f in made.files]
+    assert "The git token of ann cannot be used" in caplog.text
+
+
+async def test_options_change_what_is_given(portal_store):
+    portal_store.store.save_account("ann", git_token=TOKEN, git_repository=DEFAULT)
+    made = await provider(
+        portal_store,
+        personal_access_token_variable=True,
+        credential_hosts=["GitLab.example.org:443", "127.0.0.1:8443"],
+        credential_username="{username}",
+        allowed_schemes=["https", "ssh"],
+        pull_timeout=30,
+    ).contribute(request())
+    assert made.secret_environment == {"GIT_PERSONAL_ACCESS_TOKEN": TOKEN}
+    config = {f.path: f.content for f in made.files}["git/config"]
+    assert '[credential "https://gitlab.example.org"]' in config
+    assert '[credential "https://127.0.0.1:8443"]' in config
+    assert '[credential "https://git.example.org"]' not in config
+    assert 'username = "ann"' in config
+    assert made.environment["ONYXIA_GIT_ALLOW_PROTOCOL"] == "https:ssh"
+    assert made.environment["ONYXIA_GIT_PULL_TIMEOUT"] == "30"
+    nothing = await provider(portal_store, use_oidc_identity=False).contribute(
+        request("nobody", {"oauth_user": OIDC})
+    )
+    assert not nothing.environment and not nothing.files
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("credential_hosts", ["https://git.example.org"]),
+        ("credential_hosts", ["git.example.org/path"]),
+        ("credential_hosts", ["h:70000"]),
+        ("allowed_schemes", ["ssh"]),
+        ("allowed_schemes", ["https", "file"]),
+    ],
+)
+def test_bad_options_are_refused_at_start(option, value):
+    with pytest.raises(TraitError, match=option):
+        setattr(GitProvider(), option, value)
+
+
+def test_the_provider_is_not_required_by_default():
+    assert GitProvider().required is False
+
+
+# -- on Kubernetes: the pod and its Secret ----------------------------------------------------
+@pytest.fixture
+def offline(monkeypatch):
+    monkeypatch.setattr("kubespawner.spawner.load_config", lambda **kwargs: None)
+    monkeypatch.setattr("kubespawner.spawner.shared_client", lambda *args, **kwargs: None)
+
+
+async def test_in_a_pod_the_token_is_in_the_secret_only(offline, portal_store, caplog):
+    from tests.helpers.k8s_double import make_spawner
+    from tests.test_kube_objects import as_json, assert_valid
+
+    caplog.set_level(logging.DEBUG)
+    portal_store.store.save_account("alice", git_name="Alice", git_token=TOKEN,
+                                    git_repository=DEFAULT)  # fmt: skip
+    config = Config()
+    config.GitProvider.db_url = portal_store.db_url
+    config.GitProvider.key_file = portal_store.key_file
+    config.GitProvider.personal_access_token_variable = True
+    spawner = make_spawner("alice", namespace="onyxia", provider_classes=[GitProvider],
+                           config=config)  # fmt: skip
+    spawner.user_options = {"service": "jupyter-python"}
+    try:
+        await spawner.load_user_options()
+        pod = as_json(await spawner.get_pod_manifest())
+        secret = as_json(spawner.get_server_secret_manifest("9d1f7e2a-0000-4000-8000-00000000c0de"))
+    finally:
+        spawner.release_plan()
+    assert_valid(pod)
+    assert_valid(secret)
+    scanner = SecretScanner({"git token": TOKEN})
+    scanner.assert_clean(scanner.scan_objects("pod", pod) + scanner.scan_text("log", caplog.text))
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["GIT_REPOSITORY"] == {"name": "GIT_REPOSITORY", "value": DEFAULT}
+    assert env["GIT_PERSONAL_ACCESS_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == (
+        "GIT_PERSONAL_ACCESS_TOKEN"
+    )
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    token_file = "/var/run/onyxia-hub/secrets/git/token"
+    stored = secret["stringData"]
+    assert stored[mounts[token_file]["subPath"]] == TOKEN
+    assert stored["GIT_PERSONAL_ACCESS_TOKEN"] == TOKEN
+    assert "/var/run/onyxia-hub/secrets/git/config" in mounts
