@@ -37,9 +37,10 @@ from onyxia_hub.embedded.ports import pick_free_port
 BIN = Path(sys.prefix) / "bin"
 TOKEN = secrets.token_hex(16)
 SERVICE = f"""
-c.JupyterHub.services = [{{"name": "bench", "api_token": "{TOKEN}"}}]
-c.JupyterHub.load_roles = [{{"name": "bench", "services": ["bench"],
-                            "scopes": ["admin:users", "admin:servers", "read:users"]}}]
+# appended: Onyxia Hub's own services (the portal) and roles stay
+c.JupyterHub.services.append({{"name": "bench", "api_token": "{TOKEN}"}})
+c.JupyterHub.load_roles.append({{"name": "bench", "services": ["bench"],
+                                "scopes": ["admin:users", "admin:servers", "read:users"]}})
 """
 
 

@@ -88,6 +88,12 @@ BAD_INPUTS = [
         {},
     ),
     (
+        "portal-store-unreachable",
+        ["--config", "{scratch}/portal-db.py"],
+        ["The portal's store postgresql+psycopg://portal:***@127.0.0.1:1/portal", "prepared"],
+        {},
+    ),
+    (
         "admin-password-too-short",
         [],
         ["ONYXIA_HUB_ADMIN_PASSWORD must have 8 to 72 bytes"],
@@ -105,6 +111,13 @@ def test_bad_input_gives_one_clear_error(case, args, expected, env, busy_port, s
         scratch / "provider.py",
         "c = get_config()\nc.OnyxiaLocalSpawner.provider_classes = ['no_such_module.Provider']\n",
     )
+    write(
+        scratch / "portal-db.py",
+        "c = get_config()\n"
+        "c.JupyterHub.services = [{'name': 'portal', 'url': 'http://127.0.0.1:10101',\n"
+        "    'command': ['true'], 'environment': {'ONYXIA_PORTAL_DB_URL':\n"
+        "    'postgresql+psycopg://portal:pw-in-url@127.0.0.1:1/portal'}}]\n",
+    )
     fill = {"scratch": str(scratch), "busy": str(busy_port)}
     args = [a.format(**fill) for a in args]
     if "--state-dir" not in args:
@@ -116,6 +129,7 @@ def test_bad_input_gives_one_clear_error(case, args, expected, env, busy_port, s
     assert "Traceback" not in result.stderr + result.stdout
     for words in expected:
         assert words.format(**fill) in result.stderr, result.stderr
+    assert "pw-in-url" not in result.stderr + result.stdout
     assert result.stderr.startswith("onyxia-hub: error: ")
     assert "fix:" in result.stderr
 
@@ -284,3 +298,20 @@ def test_on_a_terminal_the_password_is_shown_once_and_ctrl_c_stops_everything(sc
         os.close(leader)
     # afterwards the password is in the hub's log? never
     assert password not in (state / "logs" / "hub.log").read_text()
+
+
+def test_the_portals_store_is_ready_before_the_hub_even_without_the_portal(tmp_path):
+    """`up` migrates the store the providers read before the hub answers a launch, also
+    when an operator's configuration replaced the portal service."""
+    from traitlets.config import Config
+
+    from onyxia_hub.embedded.up import prepare_portal_store
+    from onyxia_hub.portal import migrate
+    from onyxia_hub.portal.store import make_engine
+
+    config = Config()
+    config.JupyterHub.services = [{"name": "other", "url": "http://127.0.0.1:1"}]
+    url = f"sqlite:///{tmp_path / 'portal' / 'portal.sqlite'}"
+    config.StorageProvider.db_url = url
+    prepare_portal_store(config)
+    assert migrate.current_revision(make_engine(url)) == migrate.head_revision()

@@ -437,6 +437,9 @@ CHART_SETTINGS = [
 ]
 
 
+PREPARED: list[str] = []  # the stores hub_config's extraConfig migrated
+
+
 def hub_config(values: dict, monkeypatch) -> Config:
     """The traitlets Config the chart's jupyterhub_config.py would give JupyterHub."""
     c = Config()
@@ -465,6 +468,12 @@ def hub_config(values: dict, monkeypatch) -> Config:
     ]
     monkeypatch.setenv("PGPASSWORD", "pg-password-from-the-secret")
     monkeypatch.setenv("ONYXIA_PORTAL_CRYPT_KEY", "portal-key-from-the-secret")
+
+    # the portal's store has no PostgreSQL here: record what would be migrated
+    from onyxia_hub.portal import migrate
+
+    PREPARED.clear()
+    monkeypatch.setattr(migrate, "prepare", lambda url: PREPARED.append(url) or ("0", "0"))
 
     # hub.extraConfig, in key order, in the globals of jupyterhub_config.py
     z2jh = types.ModuleType("z2jh")
@@ -812,5 +821,7 @@ def test_extra_config_gives_every_launch_git_then_storage(values, monkeypatch):
     provider = GitProvider(config=c)
     portal = values["hub"]["services"]["portal"]["environment"]
     assert provider.db_url == portal["ONYXIA_PORTAL_DB_URL"]
+    # and finds its tables ready: the hub migrates them before it answers
+    assert PREPARED == [portal["ONYXIA_PORTAL_DB_URL"]]
     assert provider.allowed_schemes == ["https"]
     assert provider.personal_access_token_variable is False

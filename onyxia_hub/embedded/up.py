@@ -356,10 +356,46 @@ def _run_with_store(opts, state, ports, proxy, isolate, warnings, embedded) -> i
         db_url = config.OnyxiaLocalAuthenticator.get("db_url")
         admin = bootstrap_admin(db_url, state, opts.admin_password, on_terminal=sys.stdout.isatty())
     opts.admin_password = None
+    prepare_portal_store(config)
     from .hub import run_hub  # imports JupyterHub: ~2 s, only once the checks passed
 
     banner = _banner(opts, admin, warnings, _storage_lines(embedded))
     return run_hub(config, state, banner)
+
+
+def portal_stores(config: Config) -> list[str]:
+    """The URLs of the portal's store that the portal service and the hub's providers use
+    (one, unless the operator pointed them at different databases)."""
+    urls = []
+    services = config.JupyterHub.get("services", []) if "JupyterHub" in config else []
+    for service in services if isinstance(services, list) else []:
+        if isinstance(service, dict) and service.get("name") == hubconfig.PORTAL_NAME:
+            urls.append((service.get("environment") or {}).get("ONYXIA_PORTAL_DB_URL"))
+    for section in ("StorageProvider", "GitProvider"):
+        if section in config:
+            urls.append(config[section].get("db_url"))
+    return list(dict.fromkeys(u for u in urls if isinstance(u, str) and u))
+
+
+def prepare_portal_store(config: Config) -> None:
+    """The portal's tables at their head before the hub starts (`migrate.prepare`), also
+    when an operator's configuration replaced the portal service (the providers still
+    keep their data there)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..portal import migrate
+    from ..portal.store import safe_url
+
+    for db_url in portal_stores(config):
+        try:
+            migrate.prepare(db_url)
+        except (SQLAlchemyError, OSError) as e:
+            reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+            raise OnyxiaHubError(
+                f"The portal's store {safe_url(db_url)} cannot be prepared: {reason}",
+                "check ONYXIA_PORTAL_DB_URL of the portal service, and the providers' "
+                "db_url (reachable, writable)",
+            ) from None
 
 
 __all__ = ["UpOptions", "run_up", "show_config"]

@@ -38,6 +38,28 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
+def prepare(db_url: str) -> tuple[str | None, str | None]:
+    """Bring the store at db_url to its head (SQLite's directory created): the revisions
+    before and after.
+
+    The portal runs it at its start. The hub runs it too, before it starts (`onyxia-hub
+    up`, and the Helm values' hub configuration): the hub answers requests while its
+    services are still starting, and a launch in that second must not find the tables
+    its providers read missing. Run twice, the second is a no-op.
+    """
+    from .store import make_engine  # late: the store imports the crypto and its models
+
+    engine = make_engine(db_url)
+    try:
+        if engine.url.drivername.startswith("sqlite") and engine.url.database:
+            Path(engine.url.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        before = current_revision(engine)
+        upgrade(engine)
+        return before, current_revision(engine)
+    finally:
+        engine.dispose()
+
+
 def downgrade(engine: Engine, revision: str) -> None:
     command.downgrade(alembic_config(engine), revision)
 
