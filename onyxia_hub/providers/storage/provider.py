@@ -32,7 +32,10 @@ from . import tokens
 from .base import StorageCredentials, StorageError, StorageSettings, log
 from .service import CredentialService
 
-PROVISIONER = "onyxia-storage"  # the kernel provisioner of extensions/onyxia-storage
+# Asks the kernel provisioner of extensions/onyxia-storage (which selects itself where it
+# is installed) to give Python kernels refreshing credentials. An image without it ignores
+# the variable: its kernels start as usual and keep the launch's variables.
+KERNEL_REFRESH_ENV = "ONYXIA_STORAGE_KERNEL_REFRESH"
 _SERVICES: dict[tuple, CredentialService] = {}
 
 
@@ -57,7 +60,7 @@ def environment(
     if settings.credentials_url:
         public["ONYXIA_STORAGE_CREDENTIALS_URL"] = settings.credentials_url
         if kernel_refresh:
-            public["JUPYTER_DEFAULT_PROVISIONER_NAME"] = PROVISIONER
+            public[KERNEL_REFRESH_ENV] = "1"
     secret = {
         "AWS_ACCESS_KEY_ID": credentials.access_key,
         "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
@@ -196,10 +199,11 @@ class StorageProvider(PlanProvider):
 
     kernel_refresh = Bool(
         True,
-        help="""Give kernels refreshing credentials (`JUPYTER_DEFAULT_PROVISIONER_NAME` =
-        `onyxia-storage`, the kernel provisioner of extensions/onyxia-storage, which must
-        be installed in the server's environment). False: kernels keep the variables of
-        the launch, as in Onyxia.""",
+        help="""Give Python kernels refreshing credentials (`ONYXIA_STORAGE_KERNEL_REFRESH=1`
+        for the kernel provisioner of extensions/onyxia-storage, which selects itself in
+        the environments it is installed in; images without it ignore the variable and
+        their kernels keep the launch's). False: kernels keep the variables of the launch,
+        as in Onyxia.""",
     ).tag(config=True)
 
     ensure_bucket = Bool(True, help="Create the user's bucket at launch when it is missing.").tag(
