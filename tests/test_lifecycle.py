@@ -84,6 +84,8 @@ def test_crash_then_restart_reattaches_running_servers(life):
     hub, admin = life["hub"], life["admin"]
     running = start_server_with_kernel(admin, hub)
     old_proxy = proxy_pid(hub)
+    store_pid_file = hub.state_dir / "storage" / "store.pid"
+    old_store = int(store_pid_file.read_text())
 
     hub.crash()  # kill -9: no clean-up at all
     assert procs.alive(running["server"].pid) and procs.alive(running["kernel"].pid)
@@ -92,6 +94,8 @@ def test_crash_then_restart_reattaches_running_servers(life):
     hub.start()
     assert not procs.alive(old_proxy), "the stale proxy must be stopped"
     assert proxy_pid(hub) != old_proxy
+    assert not procs.alive(old_store), "no S3 store of the crashed hub is left"
+    assert int(store_pid_file.read_text()) != old_store
     # the same server process, reachable again through the new proxy
     assert procs.alive(running["server"].pid)
     r = admin.session.get(

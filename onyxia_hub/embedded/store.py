@@ -69,26 +69,10 @@ def _wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float 
     )
 
 
-def stop_stale_store(state: StateDir) -> None:
-    pid_file = state.root / "storage" / "store.pid"
-    try:
-        pid = int(pid_file.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        pid_file.unlink(missing_ok=True)
-        return
-    if b"moto.server" in cmdline or b"minio" in cmdline:
-        try:
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(50):
-                if not Path(f"/proc/{pid}").exists():
-                    break
-                time.sleep(0.1)
-            else:
-                os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    pid_file.unlink(missing_ok=True)
+def pid_file(state: StateDir) -> Path:
+    """Where the embedded store's pid is kept (a crashed hub's store is stopped at the
+    next start: embedded/stale.py)."""
+    return state.root / "storage" / "store.pid"
 
 
 def find_minio(given: str | None) -> str | None:
@@ -130,7 +114,7 @@ class EmbeddedStore:
         finally:
             if log_file:
                 out.close()
-        (self.directory / "store.pid").write_text(f"{self.proc.pid}\n")
+        pid_file(self.state).write_text(f"{self.proc.pid}\n")
 
     def _popen(self, argv: list[str], env: dict, out) -> None:
         self.proc = subprocess.Popen(
@@ -232,7 +216,7 @@ class EmbeddedStore:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        (self.directory / "store.pid").unlink(missing_ok=True)
+        pid_file(self.state).unlink(missing_ok=True)
         self.proc = None
 
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from ..errors import OnyxiaHubError
 from . import hubconfig, preflight, store
 from .hubconfig import ADMIN_NAME, REDACTED, Resolved, build_config, url_host
 from .secrets import ADMIN_PASSWORD_ENV, ensure_secret, generate_password, write_private
+from .stale import stop_stale
 from .state import StateDir, default_state_dir
 
 LOCAL_AUTHENTICATORS = {
@@ -136,48 +135,11 @@ def _proxy_or_placeholder() -> str:
 
 
 # -- processes left by a crash ------------------------------------------------------
-def stop_stale_proxy(state: StateDir) -> None:
-    """Stop a configurable-http-proxy a crashed hub left running (it holds our ports)."""
-    try:
-        pid = int(state.proxy_pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        cmdline = b""
-    if b"configurable-http-proxy" in cmdline:
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
-            if not Path(f"/proc/{pid}").exists():
-                break
-            time.sleep(0.1)
-        else:
-            os.kill(pid, signal.SIGKILL)
-    state.proxy_pid_file.unlink(missing_ok=True)
-
-
-def stop_stale_portal(state: StateDir) -> None:
-    """Stop a portal a crashed hub left running (it exits by itself within 2 s, but may
-    still hold its port when the new hub starts)."""
-    try:
-        pid = int(state.portal_pid_file.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return
-    if b"onyxia_hub.portal" not in cmdline:
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    for _ in range(50):
-        if not Path(f"/proc/{pid}").exists():
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(pid, signal.SIGKILL)
-    state.portal_pid_file.unlink(missing_ok=True)
+def stop_stale_processes(state: StateDir) -> None:
+    """Stop the proxy, portal and store a crashed hub left running (they hold our ports)."""
+    stop_stale(state.proxy_pid_file, (b"configurable-http-proxy",))
+    stop_stale(state.portal_pid_file, (b"onyxia_hub.portal",))
+    stop_stale(store.pid_file(state), (b"moto.server", b"minio"))
 
 
 # -- the admin account ----------------------------------------------------------------
@@ -299,9 +261,7 @@ def run_up(opts: UpOptions) -> int:
     state.prepare(shared_homes=isolate)
     store_kind, minio_binary = store.choose_store(opts.storage, opts.minio)
     with state.lock():
-        stop_stale_proxy(state)
-        stop_stale_portal(state)
-        store.stop_stale_store(state)
+        stop_stale_processes(state)
         if opts.port == 0:
             from .ports import pick_free_port
 
