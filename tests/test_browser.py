@@ -2,8 +2,9 @@
 
 Signs in through the login form, lands on the catalog (the spawn form), chooses a service
 and its options with the keyboard and the selects, launches, follows JupyterHub's
-spawn-pending page and its progress messages into JupyterLab, and saves the screenshots of
-docs/screenshots/ (login, catalog, JupyterLab, portal home).
+spawn-pending page and its progress messages into JupyterLab, and takes the screenshots
+of docs/screenshots/ (login, catalog, JupyterLab, portal home; written to
+test-artifacts/screenshots unless ONYXIA_HUB_SCREENSHOTS says otherwise: helpers/browser.py).
 One real spawn in this module: it costs about a CPU-second and 130 MiB.
 """
 
@@ -11,15 +12,13 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
-from tests.helpers.browser import EventStreamRecorder, launch_chromium, new_page
+from tests.helpers.browser import EventStreamRecorder, launch_chromium, new_page, screenshot
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 SPAWN_TIMEOUT_MS = 90_000  # a start costs 1-3 s here; CI machines are slower
 
 
@@ -42,14 +41,6 @@ def page(browser, hub):
     page.set_default_timeout(30_000)
     yield page
     page.context.close()
-
-
-def screenshot(page, name: str, *, full_page: bool = False) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
-    page.screenshot(path=str(path), full_page=full_page)
-    assert path.stat().st_size > 5_000, f"{path} looks empty"
-    return path
 
 
 def sign_in(page, username: str, password: str) -> None:

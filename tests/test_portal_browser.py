@@ -3,23 +3,22 @@
 Signs in on the hub's login page, follows the nav bar's links into the portal, fills in
 My account (and gets a refusal naming the field), relaunches a saved configuration and
 watches it start, copies its share link, stops and deletes the server, and takes the
-screenshots of docs/screenshots/portal-*.png (the admin view included).
+screenshots of docs/screenshots/portal-*.png (the admin view included; written to
+test-artifacts/screenshots unless ONYXIA_HUB_SCREENSHOTS says otherwise: helpers/browser.py).
 One real spawn in this module.
 """
 
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.helpers.browser import launch_chromium, new_page
+from tests.helpers.browser import launch_chromium, new_page, screenshot
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 USER = "portal-dora"
 
 
@@ -46,13 +45,6 @@ def signed_in(browser, hub, name: str, password: str):
     return page
 
 
-def screenshot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / name
-    page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 5_000, f"{path} looks empty"
-
-
 def test_my_account_in_the_browser(browser, hub, dora):
     page = signed_in(browser, hub, USER, dora.client.password)
     page.get_by_role("link", name="My account").click()
@@ -76,7 +68,7 @@ def test_my_account_in_the_browser(browser, hub, dora):
     assert page.locator("#portal-done").inner_text() == "Your account settings are saved."
     assert token not in page.content()
     assert f"ending in …{token[-4:]}" in page.locator("#git_token-help").inner_text()
-    screenshot(page, "portal-account.png")
+    screenshot(page, "portal-account.png", full_page=True)
     page.context.close()
 
 
@@ -130,7 +122,7 @@ def test_my_services_in_the_browser(browser, hub, dora, admin, hub_admin_passwor
     assert card.locator(".portal-resources").inner_text() == "0.5 CPU, 1 GiB"
     assert card.get_by_role("link", name="Open").get_attribute("href") == f"/user/{USER}/lab/"
     assert "Servers: 1 of 2" in page.locator("#portal-quota").inner_text()
-    screenshot(page, "portal-services.png")
+    screenshot(page, "portal-services.png", full_page=True)
 
     # the admin's view of it
     admin_page = signed_in(browser, hub, "admin", hub_admin_password)
@@ -140,7 +132,7 @@ def test_my_services_in_the_browser(browser, hub, dora, admin, hub_admin_passwor
     admin_page.wait_for_url("**/admin?user=dora**")
     rows = admin_page.locator("tr.admin-server")
     assert rows.count() == 1 and "Jupyter Python" in rows.inner_text()
-    screenshot(admin_page, "portal-admin.png")
+    screenshot(admin_page, "portal-admin.png", full_page=True)
     admin_page.context.close()
 
     card.get_by_role("button", name="Stop").click()

@@ -140,3 +140,21 @@ class EventStreamRecorder:
 
     def detach(self) -> None:
         self._session.detach()
+
+
+# Screenshots go to test-artifacts/screenshots (ignored by git), so that a test run leaves
+# the working tree as it was. To refresh the documentation's:
+#   ONYXIA_HUB_SCREENSHOTS=docs/screenshots scripts/test -k browser
+SCREENSHOTS = Path(
+    os.environ.get("ONYXIA_HUB_SCREENSHOTS")
+    or Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+)
+
+
+def screenshot(page, name: str, *, full_page: bool = False) -> Path:
+    """Save page as SCREENSHOTS/name, checking the image is not blank."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path), full_page=full_page)
+    assert path.stat().st_size > 5_000, f"{path} looks empty"
+    return path
