@@ -14,24 +14,22 @@ logs one line and does not count it toward `consecutive_failure_limit`.
 
 Besides the catalog's options, a launch may name a git `repository` (https:// only: a
 link is where CVE-2021-39160 came from) and a `branch`, cloned or updated into the server
-at start. `repository_problem` and `branch_problem` are the rules for those values
-everywhere in the hub (the portal's My account uses them too); the server-side puller
-(extensions/onyxia-git) checks them again before any git command runs.
+at start. `gitvalues` holds the rules for those values, which the portal's My account
+applies too; the server-side puller (extensions/onyxia-git) checks them again before any
+git command runs.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
 
 from jupyterhub.spawner import SpawnException
 
 from .catalog.model import Catalog, Service
+from .gitvalues import MAX_URL, branch_problem, repository_problem
 from .quantities import format_cpu, format_memory, human_memory, parse_cpu, parse_memory
 
 OPTIONS = ("service", "version", "cpu", "memory", "gpus", "gpu_type", "repository", "branch")
@@ -39,17 +37,9 @@ ALIASES = {"profile": "service"}  # KubeSpawner's name; kept for the admin panel
 IGNORED = {"_xsrf"}  # the spawn form's XSRF token is not an option
 MAX_KEYS = 16
 MAX_TEXT = 256
-MAX_URL = 2048
-MAX_BRANCH = 255
 MAX_TEXT_OF = {"repository": MAX_URL}  # options longer than MAX_TEXT may be
 MAX_MESSAGE = 300
 _GPU_COUNT = re.compile(r"\d{1,2}")
-_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
-_SSH_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
-# what a URL may hold (RFC 3986's unreserved and reserved characters, and '%')
-_URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
-_ENCODED_CONTROL = re.compile(r"%(?:[01][0-9A-Fa-f]|7[Ff])")
-_BRANCH_FORBIDDEN = set(" ~^:?*[\\")
 
 
 class ChoiceError(SpawnException):
@@ -288,94 +278,6 @@ def _branch(value) -> str | None:
     if problem:
         raise ChoiceError(f"branch: {_short(value)} {problem}.")
     return value
-
-
-# -- git values: the rules every part of the hub applies --------------------------------
-def _has_control(value: str) -> bool:
-    return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value)
-
-
-def _is_ipv6(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).version == 6
-    except ValueError:
-        return False
-
-
-def repository_problem(value: str, schemes=("https",)) -> str | None:
-    """Why value is not a repository URL the hub accepts, or None.
-
-    An absolute URL with one of `schemes` (https, or ssh where an operator allows it),
-    a host, a path, and nothing git could read as an option or a credential: no
-    `user:password@` (an ssh:// URL may name a user), no query or fragment, no space,
-    control character (plain or %-encoded) or character outside a URL's.
-    """
-    if len(value) > MAX_URL:
-        return f"must be at most {MAX_URL} characters"
-    if _has_control(value) or any(c.isspace() for c in value):
-        return "must not contain spaces or control characters"
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        return "is not a valid URL"
-    allowed = " or ".join(f"{s}://" for s in schemes)
-    if parts.scheme.lower() not in schemes or not value.lower().startswith(
-        f"{parts.scheme.lower()}://"
-    ):
-        return f"must start with {allowed}"
-    if not _URL_CHARS.fullmatch(value) or _ENCODED_CONTROL.search(value):
-        return "must contain only the characters of a URL"
-    if "@" in parts.netloc:
-        user, _, _ = parts.netloc.rpartition("@")
-        if parts.scheme.lower() != "ssh" or not _SSH_USER.fullmatch(user):
-            return (
-                "must not contain a user name or password (user:pass@): put the token in "
-                "the personal access token field"
-            )
-    host = parts.hostname or ""
-    if not (_HOST.fullmatch(host) or _is_ipv6(host)):
-        return "must name a host, as in https://git.example.org/team/repo.git"
-    if parts.fragment or "#" in value:
-        return "must not contain a #fragment"
-    if parts.query or "?" in value:
-        return "must not contain a ?query"
-    segments = [s for s in parts.path.split("/") if s]
-    if not segments:
-        return "must name a repository, as in https://git.example.org/team/repo.git"
-    if any(s.startswith("-") for s in segments):
-        return "must not have a path starting with '-'"
-    if any(unquote(s) in (".", "..") for s in segments):
-        return "must not contain '.' or '..' path segments"
-    return None
-
-
-def branch_problem(name: str) -> str | None:
-    """Why git would refuse name as a branch (`git check-ref-format --branch`), or None."""
-    if len(name) > MAX_BRANCH:
-        return f"must be at most {MAX_BRANCH} characters"
-    if name == "HEAD":
-        return "'HEAD' is not a branch name"
-    if name.startswith("-"):
-        return "must not start with '-'"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
-        return "must not contain control characters"
-    if set(name) & _BRANCH_FORBIDDEN:
-        return "must not contain spaces or any of ~ ^ : ? * [ \\"
-    if name.startswith("/") or name.endswith("/") or "//" in name:
-        return "must not start or end with '/' nor contain '//'"
-    if ".." in name:
-        return "must not contain '..'"
-    if "@{" in name:
-        return "must not contain '@{'"
-    if name.endswith("."):
-        return "must not end with '.'"
-    for part in name.split("/"):
-        if part.startswith("."):
-            return "no part between slashes may start with '.'"
-        if part.endswith(".lock"):
-            return "no part between slashes may end with '.lock'"
-    return None
 
 
 def from_form(form: Mapping[str, list]) -> dict[str, object]:

@@ -31,7 +31,7 @@ import pytest
 from onyxia_git import checks
 from onyxia_git.pull import REFUSED, Reporter, pull
 
-from onyxia_hub import choices
+from onyxia_hub import choices, gitvalues
 from onyxia_hub.catalog.loader import default_catalog_path, load_catalog
 from onyxia_hub.choices import ChoiceError, check
 from onyxia_hub.portal.validate import FieldError, check_repository
@@ -140,7 +140,7 @@ def test_the_server_refuses_them_and_ssh_only_where_allowed(case):
 @pytest.mark.parametrize("url", GOOD_REPOSITORIES)
 def test_the_server_and_the_hub_agree_on_good_urls(url):
     assert checks.repository_problem(url) is None
-    assert choices.repository_problem(url) is None
+    assert gitvalues.repository_problem(url) is None
     assert checks.directory_name(url)
 
 
@@ -214,7 +214,7 @@ def test_branch_rules_are_gits_on_both_sides(name):
         ["git", "check-ref-format", "--branch", name], capture_output=True, cwd="/"
     )
     assert (git.returncode == 0) == (checks.branch_problem(name) is None)
-    assert checks.branch_problem(name) == choices.branch_problem(name)
+    assert checks.branch_problem(name) == gitvalues.branch_problem(name)
 
 
 @pytest.mark.parametrize(

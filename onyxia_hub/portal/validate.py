@@ -13,14 +13,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ..choices import (
-    Choice,
-    ChoiceError,
-    branch_problem,
-    check,
-    normalize,
-    repository_problem,
-)
+from ..choices import Choice, ChoiceError, check, normalize
+from ..gitvalues import branch_problem, repository_problem
 
 MAX_GIT_NAME = 100
 MAX_EMAIL = 254
@@ -93,7 +87,7 @@ def check_token(value) -> str | None:
 
 def check_repository(value, schemes=("https",)) -> str | None:
     """An https:// URL (or another allowed scheme) without credentials, <= 2048 chars
-    (`choices.repository_problem`: the rules of every launch's repository)."""
+    (`gitvalues.repository_problem`: the rules of every launch's repository)."""
     value = (_text("git_repository", value) or "").strip()
     if not value:
         return None
@@ -104,7 +98,7 @@ def check_repository(value, schemes=("https",)) -> str | None:
 
 
 def check_branch(value) -> str | None:
-    """A branch name git accepts (`choices.branch_problem`)."""
+    """A branch name git accepts (`gitvalues.branch_problem`)."""
     value = (_text("git_branch", value) or "").strip()
     if not value:
         return None

@@ -1,6 +1,6 @@
 """Checks of a repository URL and a branch, made before any git command runs.
 
-The hub refuses bad values where they enter (`onyxia_hub.choices.repository_problem` and
+The hub refuses bad values where they enter (`onyxia_hub.gitvalues.repository_problem` and
 `branch_problem`, the same rules); the server checks them again, since this package runs
 in images the hub does not build and reads its input from the environment. Only the
 standard library: nothing here may fail to import.

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ...catalog.model import frozen_map
-from ...choices import Choice, branch_problem, repository_problem
+from ...choices import Choice
+from ...gitvalues import branch_problem, repository_problem
 from ...plan import Contribution, PlanFile, Repository
 from ...portal.validate import FieldError, check_email, check_git_name
 
