@@ -36,18 +36,9 @@ from kubespawner import KubeSpawner  # noqa: E402
 
 from onyxia_hub.catalog.loader import default_catalog_path, load_catalog  # noqa: E402
 from onyxia_hub.spawners.kube import OnyxiaSpawner  # noqa: E402
+from tests.helpers.k8s_double import hub_user  # noqa: E402
 
 TOKEN = "benchmark-token-0123456789abcdef"  # noqa: S105 (a fake hub token)
-
-
-def hub_user(name: str, groups) -> SimpleNamespace:
-    return SimpleNamespace(
-        name=name,
-        id=1,
-        escaped_name=name,
-        url=f"/user/{name}/",
-        groups=[SimpleNamespace(name=g) for g in groups],
-    )
 
 
 HUB = SimpleNamespace(

@@ -86,39 +86,35 @@ def ensure_bucket(settings: StorageSettings, credentials: StorageCredentials, na
 
     Blocking (boto3): call it in a thread. Raises StorageError with a message for users.
     """
+    client = s3_client(settings, credentials)
+    missing = ("404", "NoSuchBucket", "NotFound")
+    if _bucket_call("checked", name, lambda: client.head_bucket(Bucket=name), missing) is None:
+        return False  # it exists
+    kwargs = {"Bucket": name}
+    if settings.region and settings.region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
+    owned = ("BucketAlreadyOwnedByYou",)  # created meanwhile, by another launch
+    return _bucket_call("created", name, lambda: client.create_bucket(**kwargs), owned) is None
+
+
+def _bucket_call(action: str, name: str, call, tolerated: tuple[str, ...]) -> str | None:
+    """Run call: None when it succeeds, the error code when it is one of tolerated;
+    any other failure is a StorageError that says what could not be done to the bucket."""
     from botocore.exceptions import BotoCoreError, ClientError
     from botocore.parsers import ResponseParserError
 
-    client = s3_client(settings, credentials)
     try:
-        client.head_bucket(Bucket=name)
-        return False
+        call()
+        return None
     except ClientError as e:
         code = str(e.response.get("Error", {}).get("Code", ""))
-        if code not in ("404", "NoSuchBucket", "NotFound"):
-            raise StorageError(
-                f"your bucket {name} cannot be checked: the storage service answered "
-                f"{code or 'an error'}"
-            ) from None
-    except ResponseParserError:
-        raise StorageError("the storage service sent an answer that cannot be read") from None
-    except BotoCoreError as e:
-        raise StorageError(f"the storage service cannot be reached ({type(e).__name__})") from None
-    try:
-        kwargs = {"Bucket": name}
-        if settings.region and settings.region != "us-east-1":
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
-        client.create_bucket(**kwargs)
-    except ClientError as e:
-        code = str(e.response.get("Error", {}).get("Code", ""))
-        if code in ("BucketAlreadyOwnedByYou",):
-            return False
+        if code in tolerated:
+            return code
         raise StorageError(
-            f"your bucket {name} cannot be created: the storage service answered "
+            f"your bucket {name} cannot be {action}: the storage service answered "
             f"{code or 'an error'}"
         ) from None
     except ResponseParserError:
         raise StorageError("the storage service sent an answer that cannot be read") from None
     except BotoCoreError as e:
         raise StorageError(f"the storage service cannot be reached ({type(e).__name__})") from None
-    return True
