@@ -305,9 +305,9 @@ def test_the_portals_store_is_ready_before_the_hub_even_without_the_portal(tmp_p
     when an operator's configuration replaced the portal service."""
     from traitlets.config import Config
 
-    from onyxia_hub.embedded.up import prepare_portal_store
-    from onyxia_hub.portal import migrate
-    from onyxia_hub.portal.store import make_engine
+    from onyxia_hub.db import make_engine
+    from onyxia_hub.db import portal as migrate
+    from onyxia_hub.embedded.up import prepare_stores as prepare_portal_store
 
     config = Config()
     config.JupyterHub.services = [{"name": "other", "url": "http://127.0.0.1:1"}]

@@ -34,7 +34,7 @@ from onyxia_git.pull import REFUSED, Reporter, pull
 from onyxia_hub import choices, gitvalues
 from onyxia_hub.catalog.loader import default_catalog_path, load_catalog
 from onyxia_hub.choices import ChoiceError, check
-from onyxia_hub.portal.validate import FieldError, check_repository
+from onyxia_hub.fields import FieldError, check_repository
 from tests.helpers.hostile import GOOD_REPOSITORIES, HOSTILE_REPOSITORIES
 
 CATALOG = load_catalog([default_catalog_path()])

@@ -25,10 +25,11 @@ from traitlets.config import Config
 
 from onyxia_hub.catalog.loader import default_catalog_path, load_catalog
 from onyxia_hub.choices import check
+from onyxia_hub.db import make_engine
+from onyxia_hub.db.crypto import FieldCrypto, parse_key
+from onyxia_hub.db.portal import upgrade
+from onyxia_hub.db.store import Store
 from onyxia_hub.plan import Repository
-from onyxia_hub.portal.crypto import FieldCrypto, parse_key
-from onyxia_hub.portal.migrate import upgrade
-from onyxia_hub.portal.store import Store, make_engine
 from onyxia_hub.providers.base import PlanRequest
 from onyxia_hub.providers.git import GitProvider
 from onyxia_hub.providers.git.settings import (

@@ -470,7 +470,7 @@ def hub_config(values: dict, monkeypatch) -> Config:
     monkeypatch.setenv("ONYXIA_PORTAL_CRYPT_KEY", "portal-key-from-the-secret")
 
     # the portal's store has no PostgreSQL here: record what would be migrated
-    from onyxia_hub.portal import migrate
+    from onyxia_hub.db import portal as migrate
 
     PREPARED.clear()
     monkeypatch.setattr(migrate, "prepare", lambda url: PREPARED.append(url) or ("0", "0"))

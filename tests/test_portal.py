@@ -24,8 +24,9 @@ from html import unescape
 
 import pytest
 
-from onyxia_hub.portal.crypto import FieldCrypto, read_key_file
-from onyxia_hub.portal.store import Store, make_engine
+from onyxia_hub.db import make_engine
+from onyxia_hub.db.crypto import FieldCrypto, read_key_file
+from onyxia_hub.db.store import Store
 from tests.helpers import procs
 from tests.helpers.client import HubClient
 from tests.helpers.hub import ONYXIA_HUB

@@ -25,10 +25,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
+from onyxia_hub.db import make_engine
+from onyxia_hub.db import portal as migrate
+from onyxia_hub.db.crypto import FieldCrypto, parse_key
+from onyxia_hub.db.store import Store
 from onyxia_hub.embedded.ports import pick_free_port
-from onyxia_hub.portal import migrate
-from onyxia_hub.portal.crypto import FieldCrypto, parse_key
-from onyxia_hub.portal.store import Store, make_engine
 
 PG_ACCOUNT = "onyxia-test-pg"
 PORTAL_TABLES = {"portal_accounts", "portal_configurations", migrate.VERSION_TABLE}

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from onyxia_hub.portal import migrate
+from onyxia_hub.db import portal as migrate
 from tests.helpers import procs
 from tests.helpers.client import HubClient
 from tests.helpers.secrets import SecretScanner

@@ -13,12 +13,14 @@ import subprocess
 
 import pytest
 
+from onyxia_hub import fields as validate
 from onyxia_hub.catalog.loader import default_catalog_path, load_catalog
-from onyxia_hub.portal import validate, views
-from onyxia_hub.portal.crypto import CryptoError, FieldCrypto, keys_from, parse_key, read_key_file
-from onyxia_hub.portal.migrate import upgrade
-from onyxia_hub.portal.store import MAX_CONFIGURATIONS, UNCHANGED, Store, StoreError, make_engine
-from onyxia_hub.portal.validate import FieldError
+from onyxia_hub.db import make_engine
+from onyxia_hub.db.crypto import CryptoError, FieldCrypto, keys_from, parse_key, read_key_file
+from onyxia_hub.db.portal import upgrade
+from onyxia_hub.db.store import MAX_CONFIGURATIONS, UNCHANGED, Store, StoreError
+from onyxia_hub.fields import FieldError
+from onyxia_hub.portal import views
 
 CATALOG = load_catalog(default_catalog_path())
 

@@ -33,8 +33,8 @@ import boto3
 import pytest
 import requests
 
-from onyxia_hub.portal.crypto import FieldCrypto, keys_from
-from onyxia_hub.portal.store import make_engine
+from onyxia_hub.db import make_engine
+from onyxia_hub.db.crypto import FieldCrypto, keys_from
 from onyxia_hub.providers.storage.cache import CredentialCache
 from tests.helpers import procs
 from tests.helpers.client import HubClient

@@ -41,12 +41,12 @@ from botocore.exceptions import ClientError
 from sqlalchemy import update
 from traitlets.config import Config
 
+from onyxia_hub.db import make_engine
+from onyxia_hub.db import portal as migrate
+from onyxia_hub.db.crypto import FieldCrypto
 from onyxia_hub.embedded.ports import pick_free_port
 from onyxia_hub.embedded.state import StateDir
 from onyxia_hub.embedded.store import EmbeddedStore
-from onyxia_hub.portal import migrate
-from onyxia_hub.portal.crypto import FieldCrypto
-from onyxia_hub.portal.store import make_engine
 from onyxia_hub.providers.base import PlanRequest, ProviderError
 from onyxia_hub.providers.storage import provider as provider_module
 from onyxia_hub.providers.storage import tokens

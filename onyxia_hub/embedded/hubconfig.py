@@ -18,6 +18,7 @@ from pathlib import Path
 
 from traitlets.config import Config, LazyConfigValue
 
+from ..envnames import PORTAL, STORAGE_ACCOUNTS_DB
 from .state import StateDir
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -27,7 +28,7 @@ ADMIN_NAME = "admin"
 REDACTED = "<redacted>"
 
 # The portal service (onyxia_hub/portal; docs/portal.md says why each scope).
-PORTAL_NAME = "portal"
+PORTAL_NAME = PORTAL.service
 PORTAL_ROLE = "onyxia-portal"
 # what a user's portal token (its OAuth cookie) may do: their own servers only
 PORTAL_USER_SCOPES = ["read:servers!user", "start:servers!user", "delete:servers!user"]
@@ -105,8 +106,8 @@ def build_config(r: Resolved) -> Config:
     c.JupyterHub.spawner_class = "onyxia-local"
     c.OnyxiaLocalSpawner.homes_root = str(state.homes)
     # git identity, token and repository from My account (docs/git.md); storage appends
-    # its provider below. The git provider reads the portal's store, found from the portal
-    # service's environment.
+    # its provider below. Both find the portal's store from the portal service's
+    # environment (onyxia_hub.db.stores).
     c.OnyxiaLocalSpawner.provider_classes = [GIT_PROVIDER]
     c.OnyxiaLocalSpawner.server_log_dir = str(state.server_logs)
     c.OnyxiaLocalSpawner.isolation = "accounts" if r.isolate else "none"
@@ -122,9 +123,9 @@ def build_config(r: Resolved) -> Config:
             "cwd": str(state.portal),
             # paths only: the key stays in its file, never on a command line or in config
             "environment": {
-                "ONYXIA_PORTAL_DB_URL": f"sqlite:///{state.portal_db}",
-                "ONYXIA_PORTAL_KEY_FILE": str(state.portal_key_file),
-                "ONYXIA_PORTAL_PID_FILE": str(state.portal_pid_file),
+                PORTAL.db_url: f"sqlite:///{state.portal_db}",
+                PORTAL.key_file: str(state.portal_key_file),
+                PORTAL.pid_file: str(state.portal_pid_file),
             },
             "oauth_no_confirm": True,
             "oauth_client_allowed_scopes": list(PORTAL_USER_SCOPES),
@@ -161,9 +162,8 @@ def configure_storage(c: Config, r: Resolved) -> None:
     c.OnyxiaLocalSpawner.provider_classes.append(STORAGE_PROVIDER)
     for key, value in r.storage.items():
         c.StorageProvider[key] = value
-    # the credentials cache lives in the portal's store, encrypted with its key
-    c.StorageProvider.db_url = f"sqlite:///{r.state.portal_db}"
-    c.StorageProvider.key_file = str(r.state.portal_key_file)
+    # the credentials cache lives in the portal's store, found (as the git provider finds
+    # My account) from the portal service's environment: onyxia_hub.db.stores
     c.Spawner.server_token_scopes = list(SERVER_TOKEN_SCOPES)
 
 
@@ -184,7 +184,7 @@ def finish_storage(config: Config, *, local_accounts: bool = False) -> None:
         return
     local_db = config.OnyxiaLocalAuthenticator.get("db_url") if local_accounts else None
     if local_db:  # the sweep revokes disapproved local accounts too
-        environment["ONYXIA_STORAGE_ACCOUNTS_DB"] = local_db
+        environment[STORAGE_ACCOUNTS_DB] = local_db
     portal["environment"] = {**portal.get("environment", {}), **environment}
     template_vars = dict(config.JupyterHub.get("template_vars", {}))
     template_vars["onyxia_storage"] = True
@@ -212,8 +212,8 @@ def finish_portal(config: Config, *, local_accounts: bool) -> None:
             catalog_paths = config[section]["catalog_paths"]
     environment = dict(portal.get("environment", {}))
     if catalog_paths:
-        environment.setdefault("ONYXIA_PORTAL_CATALOG_PATHS", json.dumps(list(catalog_paths)))
-    environment.setdefault("ONYXIA_PORTAL_LOCAL_ACCOUNTS", "1" if local_accounts else "0")
+        environment.setdefault(PORTAL.catalog_paths, json.dumps(list(catalog_paths)))
+    environment.setdefault(PORTAL.local_accounts, "1" if local_accounts else "0")
     portal["environment"] = environment
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from traitlets.config import Config
 
 from .. import __version__
+from ..envnames import ServiceVariables
 from ..errors import OnyxiaHubError
 from . import hubconfig, preflight, store
 from .hubconfig import ADMIN_NAME, REDACTED, Resolved, build_config, url_host
@@ -316,46 +317,53 @@ def _run_with_store(opts, state, ports, proxy, isolate, warnings, embedded) -> i
         db_url = config.OnyxiaLocalAuthenticator.get("db_url")
         admin = bootstrap_admin(db_url, state, opts.admin_password, on_terminal=sys.stdout.isatty())
     opts.admin_password = None
-    prepare_portal_store(config)
+    prepare_stores(config)
     from .hub import run_hub  # imports JupyterHub: ~2 s, only once the checks passed
 
     banner = _banner(opts, admin, warnings, _storage_lines(embedded))
     return run_hub(config, state, banner)
 
 
-def portal_stores(config: Config) -> list[str]:
-    """The URLs of the portal's store that the portal service and the hub's providers use
-    (one, unless the operator pointed them at different databases)."""
-    urls = []
-    services = config.JupyterHub.get("services", []) if "JupyterHub" in config else []
-    for service in services if isinstance(services, list) else []:
-        if isinstance(service, dict) and service.get("name") == hubconfig.PORTAL_NAME:
-            urls.append((service.get("environment") or {}).get("ONYXIA_PORTAL_DB_URL"))
-    for section in ("StorageProvider", "GitProvider"):
-        if section in config:
-            urls.append(config[section].get("db_url"))
+def hub_stores() -> list[tuple]:
+    """The stores the hub migrates before it starts (and so before its services start),
+    each with the sections whose `db_url` may point the hub's providers at it."""
+    from ..db import portal
+
+    return [(portal.SCHEMA, ("GitProvider", "StorageProvider"))]
+
+
+def store_urls(config: Config, schema, sections: tuple[str, ...]) -> list[str]:
+    """The URLs of a store that its service and the hub's providers use (one, unless the
+    operator pointed them at different databases)."""
+    from ..db import service_environment
+
+    variables = ServiceVariables(schema.name)
+    urls = [service_environment(config, schema.name, environ={}).get(variables.db_url)]
+    urls += [config[s].get("db_url") for s in sections if s in config]
     return list(dict.fromkeys(u for u in urls if isinstance(u, str) and u))
 
 
-def prepare_portal_store(config: Config) -> None:
-    """The portal's tables at their head before the hub starts (`migrate.prepare`), also
-    when an operator's configuration replaced the portal service (the providers still
-    keep their data there)."""
+def prepare_stores(config: Config) -> None:
+    """Every store at its head before the hub starts (`Schema.prepare`): the hub answers
+    launches while its services are still starting, and its providers read their tables;
+    the services only check the revision. Also when an operator's configuration replaced
+    a service (the providers still keep their data in its store)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ..portal import migrate
-    from ..portal.store import safe_url
+    from ..db import safe_url
 
-    for db_url in portal_stores(config):
-        try:
-            migrate.prepare(db_url)
-        except (SQLAlchemyError, OSError) as e:
-            reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-            raise OnyxiaHubError(
-                f"The portal's store {safe_url(db_url)} cannot be prepared: {reason}",
-                "check ONYXIA_PORTAL_DB_URL of the portal service, and the providers' "
-                "db_url (reachable, writable)",
-            ) from None
+    for schema, sections in hub_stores():
+        for db_url in store_urls(config, schema, sections):
+            try:
+                schema.prepare(db_url)
+            except (SQLAlchemyError, OSError) as e:
+                reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+                variables = ServiceVariables(schema.name)
+                raise OnyxiaHubError(
+                    f"The {schema.name} store {safe_url(db_url)} cannot be prepared: {reason}",
+                    f"check {variables.db_url} of the {schema.name} service, and the "
+                    "providers' db_url (reachable, writable)",
+                ) from None
 
 
 __all__ = ["UpOptions", "run_up", "show_config"]

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from tornado import web
 
-from . import views
-from .store import UNCHANGED, StoreError
-from .validate import (
+from ..db.store import UNCHANGED, StoreError
+from ..fields import (
     FieldError,
     check_branch,
     check_config_name,
@@ -23,6 +22,7 @@ from .validate import (
     check_server_name,
     check_token,
 )
+from . import views
 
 ACCOUNT_FIELDS = ("git_name", "git_email", "git_token", "git_repository", "git_branch")
 
@@ -50,9 +50,15 @@ def _store_call(function, *args, **kwargs):
 
 
 # -- servers ---------------------------------------------------------------------------
+async def my_servers(h) -> list[views.ServerView]:
+    """The caller's servers, read with their own token."""
+    servers = await h.app.hub.user_servers(h.token, h.user)
+    return views.server_views(h.user, servers, h.catalog)
+
+
 async def find_server(h, server: str) -> views.ServerView:
     server = check_server_name(server)
-    for view in await h.my_servers():
+    for view in await my_servers(h):
         if view.name == server:
             return view
     raise NotFound(f"Your server {server!r}" if server else "Your default server")
@@ -62,7 +68,7 @@ async def stop(h, server: str, *, remove: bool = False) -> None:
     view = await find_server(h, server)
     if remove and not view.name:
         raise FieldError("server", "your default server can be stopped but not deleted")
-    await h.portal.hub.stop(h.token, h.user, view.name, remove=remove)
+    await h.app.hub.stop(h.token, h.user, view.name, remove=remove)
 
 
 async def start(h, server: str) -> None:
@@ -70,14 +76,14 @@ async def start(h, server: str) -> None:
     view = await find_server(h, server)
     if view.active:
         raise FieldError("server", f"{view.label} is already {view.status}")
-    await h.portal.hub.start(h.token, h.user, view.name, None, h.portal.launch_wait)
+    await h.app.hub.start(h.token, h.user, view.name, None, h.app.launch_wait)
 
 
 async def progress(h, server: str) -> dict:
     view = await find_server(h, server)
     events = []
     if view.status == "starting":
-        events = await h.portal.hub.progress(h.token, h.user, view.name, h.portal.progress_wait)
+        events = await h.app.hub.progress(h.token, h.user, view.name, h.app.progress_wait)
     last = events[-1] if events else {}
     return {
         "server": view.name,
@@ -91,11 +97,11 @@ async def progress(h, server: str) -> dict:
 
 # -- saved configurations ------------------------------------------------------------
 def configurations(h) -> list:
-    return h.portal.store.configurations(h.user)
+    return h.app.store.configurations(h.user)
 
 
 def configuration(h, config_id):
-    found = h.portal.store.configuration(h.user, _config_id(config_id))
+    found = h.app.store.configuration(h.user, _config_id(config_id))
     if found is None:  # another user's configuration gets the same answer as none at all
         raise NotFound("This configuration")
     return found
@@ -106,7 +112,7 @@ def save_options(h, name, raw_options, server_name="") -> object:
     server_name = check_server_name(server_name, "server_name")
     choice = check_options(raw_options, h.catalog, h.groups)
     return _store_call(
-        h.portal.store.add_configuration, h.user, name, choice.as_user_options(), server_name
+        h.app.store.add_configuration, h.user, name, choice.as_user_options(), server_name
     )
 
 
@@ -124,16 +130,14 @@ def update(h, config_id, *, name=UNCHANGED, server_name=UNCHANGED) -> object:
     if server_name is not UNCHANGED:
         changes["server_name"] = check_server_name(server_name, "server_name")
     configuration(h, config_id)
-    found = _store_call(
-        h.portal.store.update_configuration, h.user, _config_id(config_id), **changes
-    )
+    found = _store_call(h.app.store.update_configuration, h.user, _config_id(config_id), **changes)
     if found is None:
         raise NotFound("This configuration")
     return found
 
 
 def delete(h, config_id) -> None:
-    if not h.portal.store.delete_configuration(h.user, _config_id(config_id)):
+    if not h.app.store.delete_configuration(h.user, _config_id(config_id)):
         raise NotFound("This configuration")
 
 
@@ -144,9 +148,7 @@ async def launch(h, config_id, server_name=None) -> str:
     server = saved.server_name if server_name is None else server_name
     server = check_server_name(server, "server_name")
     choice = check_options(saved.user_options, h.catalog, h.groups)
-    await h.portal.hub.start(
-        h.token, h.user, server, choice.as_user_options(), h.portal.launch_wait
-    )
+    await h.app.hub.start(h.token, h.user, server, choice.as_user_options(), h.app.launch_wait)
     return server
 
 
@@ -172,19 +174,19 @@ def check_account(fields: dict, *, schemes) -> tuple[dict, list[FieldError]]:
 
 
 def save_account(h, fields: dict, *, remove_token: bool = False):
-    changes, errors = check_account(fields, schemes=h.portal.repository_schemes)
+    changes, errors = check_account(fields, schemes=h.app.repository_schemes)
     if errors:
         raise errors[0]
     if remove_token:
         changes["git_token"] = None
-    return h.portal.store.save_account(h.user, **changes)
+    return h.app.store.save_account(h.user, **changes)
 
 
 # -- admin -----------------------------------------------------------------------------
 async def all_servers(h, filters: dict) -> tuple[list, list]:
     """(every active server of every user, those the filters keep)."""
     everything = []
-    for model in await h.portal.hub.active_users():
+    for model in await h.app.hub.active_users():
         everything += views.server_views(model["name"], model.get("servers") or {}, h.catalog)
     everything = [v for v in everything if v.status != "stopped"]
     return everything, views.admin_filter(everything, **filters)
@@ -194,4 +196,4 @@ async def admin_stop(h, user: str, server: str) -> None:
     if not isinstance(user, str) or not user or len(user) > 255:
         raise FieldError("user", "must be the name of a user")
     server = check_server_name(server)
-    await h.portal.hub.stop_any(user, server)
+    await h.app.hub.stop_any(user, server)

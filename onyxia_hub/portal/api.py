@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from tornado import web
 
+from ..db.store import UNCHANGED
+from ..fields import FieldError
+from ..service.handlers import APIHandler
 from . import actions, views
-from .base import APIHandler
-from .store import UNCHANGED
-from .validate import FieldError
 
 SERVER = r"(?:server|servers/([^/]+))"
 
@@ -36,7 +36,7 @@ SERVER = r"(?:server|servers/([^/]+))"
 class ServersAPI(APIHandler):
     @web.authenticated
     async def get(self):
-        servers = await self.my_servers()
+        servers = await actions.my_servers(self)
         self.write_json(
             {
                 "servers": [s.as_json() for s in servers],
@@ -71,7 +71,7 @@ class ProgressAPI(APIHandler):
 
 class ConfigurationsAPI(APIHandler):
     def one(self, config) -> dict:
-        return views.configuration_json(config, self.portal.hub_prefix, self.user, self.catalog)
+        return views.configuration_json(config, self.app.hub_prefix, self.user, self.catalog)
 
     @web.authenticated
     def get(self):
@@ -128,7 +128,7 @@ class LaunchAPI(APIHandler):
 class AccountAPI(APIHandler):
     @web.authenticated
     def get(self):
-        self.write_json(views.account_json(self.portal.store.account(self.user)))
+        self.write_json(views.account_json(self.app.store.account(self.user)))
 
     @web.authenticated
     def patch(self):
@@ -165,8 +165,9 @@ class AdminServerAPI(APIHandler):
         self.write_json({"user": user, "server": server, "status": "stopping"}, 202)
 
 
-def routes(prefix: str) -> list[tuple[str, type]]:
-    api = prefix + "api/"
+def routes() -> list[tuple[str, type]]:
+    """The API's routes, under the portal's prefix."""
+    api = "api/"
     return [
         (api + "servers", ServersAPI),
         (api + SERVER, ServerAPI),

@@ -1,6 +1,6 @@
-"""The portal's pages: My services, My account, All servers (admins), and the OAuth steps.
+"""The portal's pages: My services, My account, All servers (admins).
 
-Every state change is a POST with the XSRF token (checked in `base.BaseHandler.prepare`);
+Every state change is a POST with the XSRF token (checked by the service skeleton);
 after it succeeds the browser is sent back to the page (POST-redirect-GET) with a code
 saying what was done; a refusal re-renders the page with HTTP 400 (or the hub's status)
 and a message naming the field.
@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import web
 
+from ..fields import FieldError
+from ..service.handlers import PageHandler, error_message
+from ..service.hubapi import HubAPIError
 from . import actions, views
-from .base import PageHandler, error_message
-from .hubapi import HubAPIError
-from .validate import FieldError
 
 DONE = {  # ?done=... after a successful POST: what the page says
     "stopped": "{server} is stopping.",
@@ -39,19 +38,6 @@ def done_message(handler) -> str | None:
     return DONE[code].format(server=label)
 
 
-class OAuthCallbackHandler(HubOAuthCallbackHandler):
-    def initialize(self, portal):
-        self.hub_auth = portal.hub_auth
-
-
-class LogoutHandler(PageHandler):
-    """Forget the portal's cookie, then sign out of the hub."""
-
-    def get(self):
-        self.hub_auth.clear_cookie(self)
-        self.redirect(self.portal.hub_prefix + "logout")
-
-
 class ServicesPage(PageHandler):
     """My services: servers, quota, saved configurations."""
 
@@ -60,9 +46,9 @@ class ServicesPage(PageHandler):
         await self.show()
 
     async def show(self, status: int = 200, error: str | None = None, field: str | None = None):
-        servers = await self.my_servers()
+        servers = await actions.my_servers(self)
         catalog = self.catalog
-        prefix = self.portal.hub_prefix
+        prefix = self.app.hub_prefix
         saved = [
             views.configuration_json(c, prefix, self.user, catalog)
             for c in actions.configurations(self)
@@ -79,7 +65,7 @@ class ServicesPage(PageHandler):
             done=None if error else done_message(self),
             spawn_url=prefix + "spawn",
             origin=f"{self.request.protocol}://{self.request.host}",
-            server_limit=self.portal.named_server_limit,
+            server_limit=self.app.named_server_limit,
         )
 
     @web.authenticated
@@ -105,7 +91,7 @@ class ServicesPage(PageHandler):
 
     def back(self, done: str, server: str = "") -> None:
         query = {"done": done, **({"server": server} if server else {})}
-        self.redirect(f"{self.portal.base_url}services?{urlencode(query)}", status=303)
+        self.redirect(f"{self.app.base_url}services?{urlencode(query)}", status=303)
 
     async def refused(self, error: Exception) -> None:
         status = getattr(error, "status_code", None) or getattr(error, "status", 400)
@@ -119,7 +105,7 @@ class ConfigurationsAction(ServicesPage):
 
     @web.authenticated
     async def get(self):
-        self.redirect(self.portal.base_url + "services")
+        self.redirect(self.app.base_url + "services")
 
     @web.authenticated
     async def post(self):
@@ -156,7 +142,7 @@ class AccountPage(PageHandler):
         self.show()
 
     def show(self, status=200, errors=(), values=None):
-        account = self.portal.store.account(self.user)
+        account = self.app.store.account(self.user)
         shown = views.account_json(account)
         if values:
             shown.update({k: v for k, v in values.items() if k != "git_token"})
@@ -167,7 +153,7 @@ class AccountPage(PageHandler):
             account=shown,
             errors={e.field: e.message for e in errors},
             done=None if errors else done_message(self),
-            schemes=self.portal.repository_schemes,
+            schemes=self.app.repository_schemes,
         )
 
     @web.authenticated
@@ -181,13 +167,13 @@ class AccountPage(PageHandler):
         if token:  # empty: keep the token stored
             fields["git_token"] = token
         remove = self.get_body_argument("remove_token", "") == "on"
-        changes, errors = actions.check_account(fields, schemes=self.portal.repository_schemes)
+        changes, errors = actions.check_account(fields, schemes=self.app.repository_schemes)
         if errors:
             return self.show(400, errors, fields)
         if remove:
             changes["git_token"] = None
-        self.portal.store.save_account(self.user, **changes)
-        self.redirect(self.portal.base_url + "account?done=account", status=303)
+        self.app.store.save_account(self.user, **changes)
+        self.redirect(self.app.base_url + "account?done=account", status=303)
 
 
 class AdminPage(PageHandler):
@@ -246,4 +232,4 @@ class AdminPage(PageHandler):
         label = f"{user}/{server}" if server else f"{user}'s default server"
         self.log.info("Admin %s stopped %s", self.user, label)
         query = urlencode({"done": "stopped", "server": server, "stopped_user": user})
-        self.redirect(f"{self.portal.base_url}admin?{query}", status=303)
+        self.redirect(f"{self.app.base_url}admin?{query}", status=303)

@@ -29,19 +29,17 @@ from urllib.parse import quote, urlsplit
 
 from tornado import web
 
+from ..envnames import STORAGE_ACCOUNTS_DB, STORAGE_SETTINGS
 from ..providers.storage.base import StorageError, StorageSettings
 from ..providers.storage.cache import CredentialCache
 from ..providers.storage.service import CredentialService
-from .base import APIHandler, PageHandler
-from .hubapi import HubAPIError
-
-SETTINGS_ENV = "ONYXIA_STORAGE_SETTINGS"
-ACCOUNTS_ENV = "ONYXIA_STORAGE_ACCOUNTS_DB"
+from ..service.handlers import APIHandler, PageHandler
+from ..service.hubapi import HubAPIError
 
 
 def service_from_environment(store, log) -> CredentialService | None:
     """The portal's CredentialService, on its own store, from the hub's settings."""
-    text = os.environ.get(SETTINGS_ENV)
+    text = os.environ.get(STORAGE_SETTINGS)
     if not text:
         return None
     try:
@@ -181,19 +179,19 @@ def storage_view(portal, user: str) -> dict:
 class StoragePage(PageHandler):
     @web.authenticated
     def get(self):
-        if self.portal.storage is None:
+        if self.app.storage is None:
             raise web.HTTPError(404, "Storage is not configured on this datalab.")
         self.render_page(
-            "portal-storage.html", page="storage", storage=storage_view(self.portal, self.user)
+            "portal-storage.html", page="storage", storage=storage_view(self.app, self.user)
         )
 
 
 class StorageInfoAPI(APIHandler):
     @web.authenticated
     def get(self):
-        if self.portal.storage is None:
+        if self.app.storage is None:
             raise web.HTTPError(404, "Storage is not configured on this datalab.")
-        self.write_json(storage_view(self.portal, self.user))
+        self.write_json(storage_view(self.app, self.user))
 
 
 class RateLimit:
@@ -229,7 +227,7 @@ class StorageCredentialsAPI(APIHandler):
 
     @web.authenticated
     async def get(self):
-        portal = self.portal
+        portal = self.app
         if portal.storage is None:
             raise web.HTTPError(404, "Storage is not configured on this datalab.")
         server = self.server_of_token()
@@ -267,8 +265,8 @@ class StorageCredentialsAPI(APIHandler):
         """The user's OIDC access token, from the hub (the portal's role needs
         `admin:auth_state`). The hub refreshed it when it checked the caller's token."""
         try:
-            model = await self.portal.hub.request(
-                "GET", f"/users/{quote(self.user, safe='')}", self.portal.hub.service_token
+            model = await self.app.hub.request(
+                "GET", f"/users/{quote(self.user, safe='')}", self.app.hub.service_token
             )
         except HubAPIError as e:
             raise StorageError(
@@ -318,7 +316,7 @@ async def sweep(portal) -> int:
 def _disapproved_accounts() -> set[str]:
     """Local accounts whose approval was withdrawn (embedded hub), if the portal knows
     the accounts database (`ONYXIA_STORAGE_ACCOUNTS_DB`)."""
-    url = os.environ.get(ACCOUNTS_ENV)
+    url = os.environ.get(STORAGE_ACCOUNTS_DB)
     if not url:
         return set()
     try:
@@ -333,9 +331,10 @@ def _disapproved_accounts() -> set[str]:
         return set()
 
 
-def routes(prefix: str) -> list[tuple[str, type]]:
+def routes() -> list[tuple[str, type]]:
+    """My storage's routes, under the portal's prefix."""
     return [
-        (prefix + "storage", StoragePage),
-        (prefix + "api/storage", StorageInfoAPI),
-        (prefix + "api/storage/credentials", StorageCredentialsAPI),
+        ("storage", StoragePage),
+        ("api/storage", StorageInfoAPI),
+        ("api/storage/credentials", StorageCredentialsAPI),
     ]

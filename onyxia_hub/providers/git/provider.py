@@ -20,21 +20,18 @@ server starts with what the other sources give, and the hub logs why.
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 from collections.abc import Mapping
 
 from sqlalchemy.exc import SQLAlchemyError
 from traitlets import Bool, Integer, List, TraitError, Unicode, default, validate
 
-from ...portal.crypto import CryptoError, FieldCrypto, keys_from
-from ...portal.store import Store, make_engine, safe_url
+from ...db.crypto import CryptoError
+from ...db.engine import safe_url
+from ...db.portal import SCHEMA as PORTAL_STORE
+from ...db.store import Store
+from ...db.stores import open_for_hub, service_environment, store_settings
 from ..base import PlanProvider, PlanRequest
 from . import settings as git
-
-PORTAL_SERVICE = "portal"
-_STORES: dict[tuple, Store] = {}
-_STORES_LOCK = threading.Lock()
 
 
 class GitProvider(PlanProvider):
@@ -63,7 +60,7 @@ class GitProvider(PlanProvider):
 
     @default("db_url")
     def _db_url_default(self):
-        return self._portal_environment().get("ONYXIA_PORTAL_DB_URL") or None
+        return store_settings(PORTAL_STORE, self._portal_environment())[0]
 
     key_file = Unicode(
         None,
@@ -82,7 +79,7 @@ class GitProvider(PlanProvider):
 
     @default("key_file")
     def _key_file_default(self):
-        return self._portal_environment().get("ONYXIA_PORTAL_KEY_FILE") or None
+        return store_settings(PORTAL_STORE, self._portal_environment())[1] or None
 
     credential_hosts = List(
         Unicode(),
@@ -178,28 +175,16 @@ class GitProvider(PlanProvider):
     # -- sources -----------------------------------------------------------------------
     def _portal_environment(self) -> dict[str, str]:
         """The hub's environment under the `portal` service's own (where it runs)."""
-        environment = dict(os.environ)
-        hub = self.config.get("JupyterHub") if self.config else None  # read, never created
-        services = hub.get("services", []) if hub else []
-        for service in services if isinstance(services, list) else []:
-            if isinstance(service, Mapping) and service.get("name") == PORTAL_SERVICE:
-                environment.update(service.get("environment") or {})
-        return environment
+        return service_environment(self.config, PORTAL_STORE.name)
 
     def _store(self) -> Store | None:
-        if not self.db_url:
+        handle = open_for_hub(PORTAL_STORE, self.config, db_url=self.db_url, key_file=self.key_file)
+        if handle is None:
             return None
-        environment = self._portal_environment()
-        key = (self.db_url, self.key_file, environment.get("ONYXIA_PORTAL_CRYPT_KEY"))
-        with _STORES_LOCK:
-            if key not in _STORES:
-                try:
-                    crypto = FieldCrypto(keys_from(self.key_file, environ=environment))
-                except CryptoError as e:
-                    self.log.warning("Git tokens will not be delivered: %s", e)
-                    crypto = _NoKey()
-                _STORES[key] = Store(make_engine(self.db_url), crypto)
-            return _STORES[key]
+        if handle.key_problem and handle not in _WARNED:
+            _WARNED.add(handle)
+            self.log.warning("Git tokens will not be delivered: %s", handle.key_problem)
+        return Store(handle.engine, handle.crypto)
 
     def _read_account(self, username: str) -> git.Account:
         store = self._store()
@@ -248,8 +233,4 @@ class GitProvider(PlanProvider):
         )
 
 
-class _NoKey:
-    """The store's crypto when no key is configured: plain fields read, tokens not."""
-
-    def decrypt(self, user: str, ciphertext: str) -> str:
-        raise CryptoError("no key to decrypt the stored tokens")
+_WARNED: set = set()  # opened stores whose missing key was logged once

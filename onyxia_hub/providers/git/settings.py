@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 
 from ...catalog.model import frozen_map
 from ...choices import Choice
+from ...fields import FieldError, check_email, check_git_name
 from ...gitvalues import branch_problem, repository_problem
 from ...plan import Contribution, PlanFile, Repository
-from ...portal.validate import FieldError, check_email, check_git_name
 
 CONFIG_FILE = "git/config"  # in the server's secrets directory (ONYXIA_HUB_SECRETS_DIR)
 TOKEN_FILE = "git/token"  # noqa: S105 - a file name, not a password

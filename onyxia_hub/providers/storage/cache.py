@@ -1,11 +1,12 @@
 """The per-user credentials cache: encrypted, shared by the hub and the portal, leased.
 
 One row per user and scope (`user` today; group buckets would add `group:<name>`) in the
-table `portal_storage_credentials` of the portal's store (created by its migration
-0003), so that the hub (at launch) and the portal (when a server refreshes) see the same
-credentials, and a hub restart finds them again instead of issuing new ones.
+table `portal_storage_credentials` of the portal's store (`db.models.CredentialRow`,
+created by its migration 0003), so that the hub (at launch) and the portal (when a server
+refreshes) see the same credentials, and a hub restart finds them again instead of
+issuing new ones.
 
-The credentials are Fernet ciphertext bound to the user's name (`portal.crypto`): the
+The credentials are Fernet ciphertext bound to the user's name (`db.crypto`): the
 new set and the one before it, which running servers may still hold. Around them, in
 clear: the issuer kind, the store's identity, when to renew, how many sets were issued,
 and the lease.
@@ -22,35 +23,17 @@ import json
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Float, Integer, String, Text, delete, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from ...portal.crypto import CryptoError, FieldCrypto
+from ...db import engine as engines
+from ...db.crypto import CryptoError, FieldCrypto
+from ...db.models import CredentialRow
 from .base import StorageCredentials, StorageError
 
-TABLE = "portal_storage_credentials"
-
-
-class _Base(DeclarativeBase):
-    pass
-
-
-class CredentialRow(_Base):
-    __tablename__ = TABLE
-    username: Mapped[str] = mapped_column(String(255), primary_key=True)
-    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
-    issuer: Mapped[str] = mapped_column(String(32), default="")
-    store_id: Mapped[str] = mapped_column(String(64), default="")
-    payload: Mapped[str | None] = mapped_column(Text, nullable=True)  # ciphertext
-    issued_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    renew_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    issue_count: Mapped[int] = mapped_column(Integer, default=0)
-    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
-    updated_at: Mapped[float] = mapped_column(Float, default=time.time)
+TABLE = CredentialRow.__tablename__
 
 
 @dataclass(frozen=True)
@@ -89,7 +72,7 @@ class CredentialCache:
         self.crypto = crypto
 
     def _session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
+        return engines.session(self.engine)
 
     def _entry(self, row: CredentialRow) -> Entry:
         current = previous = None

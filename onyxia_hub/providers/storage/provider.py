@@ -23,13 +23,17 @@ import asyncio
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
-from traitlets import Bool, CaselessStrEnum, Float, Integer, Unicode
+from traitlets import Bool, CaselessStrEnum, Float, Integer, Unicode, default
 
 from ...catalog.model import frozen_map
+from ...db.portal import SCHEMA as PORTAL_STORE
+from ...db.stores import open_for_hub, service_environment, store_settings
+from ...envnames import STORAGE_SETTINGS, STORAGE_SWEEP_INTERVAL
 from ...plan import Contribution
 from ..base import PlanProvider, PlanRequest
 from . import tokens
 from .base import StorageCredentials, StorageError, StorageSettings, log
+from .cache import CredentialCache
 from .service import CredentialService
 
 # Asks the kernel provisioner of extensions/onyxia-storage (which selects itself where it
@@ -218,16 +222,46 @@ class StorageProvider(PlanProvider):
     ).tag(config=True)
 
     db_url = Unicode(
-        "",
-        help="""The database of the credentials cache: the portal's store (its table
-        `portal_storage_credentials`). Default: `$ONYXIA_PORTAL_DB_URL`.""",
+        None,
+        allow_none=True,
+        help="""
+        The database of the credentials cache: the portal's store (its table
+        `portal_storage_credentials`), as an SQLAlchemy URL. The hub migrates it before
+        it starts.
+
+        Default: `ONYXIA_PORTAL_DB_URL` from the environment of the hub's `portal`
+        service (`c.JupyterHub.services`), else from the hub's own environment, as
+        `GitProvider.db_url`. None when neither has it: launches then fail with a
+        message saying the cache has no database.
+
+            c.StorageProvider.db_url = "postgresql+psycopg://hub@db.example.org/jupyterhub"
+        """,
     ).tag(config=True)
 
+    @default("db_url")
+    def _db_url_default(self):
+        return store_settings(PORTAL_STORE, self._portal_environment())[0]
+
     key_file = Unicode(
-        "",
-        help="""The portal's key file (it encrypts the cache). Default:
-        `$ONYXIA_PORTAL_KEY_FILE`; `$ONYXIA_PORTAL_CRYPT_KEY` adds keys.""",
+        None,
+        allow_none=True,
+        help="""
+        The file of the portal store's keys, which encrypt the cache (`PortalApp.key_file`).
+        `ONYXIA_PORTAL_CRYPT_KEY`, in the portal service's environment or the hub's, adds
+        keys before the file's. Default: `ONYXIA_PORTAL_KEY_FILE` from the portal
+        service's environment, else the hub's. Without any key, launches fail with a
+        message saying so.
+
+            c.StorageProvider.key_file = "/var/lib/onyxia-hub/hub/secrets/portal_key"
+        """,
     ).tag(config=True)
+
+    @default("key_file")
+    def _key_file_default(self):
+        return store_settings(PORTAL_STORE, self._portal_environment())[1]
+
+    def _portal_environment(self) -> dict[str, str]:
+        return service_environment(self.config, PORTAL_STORE.name)
 
     def settings(self) -> StorageSettings:
         return StorageSettings(
@@ -252,25 +286,16 @@ class StorageProvider(PlanProvider):
         )
 
     def service(self) -> CredentialService:
-        import os
-
         settings = self.settings()
-        db_url = self.db_url or os.environ.get("ONYXIA_PORTAL_DB_URL", "")
-        key_file = self.key_file or os.environ.get("ONYXIA_PORTAL_KEY_FILE", "")
-        key = (settings.to_json(), db_url, key_file)
+        handle = open_for_hub(PORTAL_STORE, self.config, db_url=self.db_url, key_file=self.key_file)
+        if handle is None:
+            raise StorageError("the storage credentials cache has no database (db_url)")
+        if handle.key_problem:
+            raise StorageError(f"the storage credentials cache has no key: {handle.key_problem}")
+        key = (settings.to_json(), handle.db_url, id(handle.crypto))
         if key not in _SERVICES:
-            from ...portal.crypto import CryptoError, FieldCrypto, keys_from
-            from ...portal.store import make_engine
-            from .cache import CredentialCache
-
-            if not db_url:
-                raise StorageError("the storage credentials cache has no database (db_url)")
-            try:
-                crypto = FieldCrypto(keys_from(key_file))
-            except CryptoError as e:
-                raise StorageError(f"the storage credentials cache has no key: {e}") from None
             _SERVICES[key] = CredentialService(
-                settings, CredentialCache(make_engine(db_url), crypto)
+                settings, CredentialCache(handle.engine, handle.crypto)
             )
             if settings.kind == "static":
                 log.warning(
@@ -332,17 +357,6 @@ class StorageProvider(PlanProvider):
         return source
 
 
-def _ensure_table(engine) -> None:
-    """The portal migrates its store at start; a hub without the portal does it here."""
-    from sqlalchemy import inspect
-
-    from ...portal import migrate
-    from .cache import TABLE
-
-    if not inspect(engine).has_table(TABLE):
-        migrate.upgrade(engine)
-
-
 def portal_environment(config) -> dict[str, str]:
     """The portal's environment for storage: the hub's settings as JSON (no secret in it),
     so that the portal issues and caches credentials as the hub does. Empty when no
@@ -351,6 +365,6 @@ def portal_environment(config) -> dict[str, str]:
         return {}
     provider = StorageProvider(config=config)
     return {
-        "ONYXIA_STORAGE_SETTINGS": provider.settings().to_json(),
-        "ONYXIA_STORAGE_SWEEP_INTERVAL": f"{provider.revoke_interval:g}",
+        STORAGE_SETTINGS: provider.settings().to_json(),
+        STORAGE_SWEEP_INTERVAL: f"{provider.revoke_interval:g}",
     }

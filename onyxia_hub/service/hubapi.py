@@ -1,11 +1,12 @@
-"""The hub's REST API as the portal uses it: with the caller's token, or the service's own.
+"""The hub's REST API as services use it: with the caller's token, or the service's own.
 
 A user's own servers are read, started and stopped with the token the user authenticated
-with (the portal's OAuth token in their cookie, limited to `read:servers!user`,
+with (the service's OAuth token in their cookie, limited by the service's
+`oauth_client_allowed_scopes`, e.g. the portal's `read:servers!user`,
 `start:servers!user` and `delete:servers!user`; or the API token they sent): the hub
-checks every call, so the portal can never act on someone else's servers for them. Only
-the admin view uses the service's own token (role `onyxia-portal`: `list:users`,
-`read:servers`, `delete:servers`), after the portal checked the caller is an admin.
+checks every call, so a service can never act on someone else's servers for them. The
+service's own token (its role: the portal's `onyxia-portal` has `list:users`,
+`read:servers`, `delete:servers`) is used only after the service checked the caller may.
 
 Errors come back as `HubAPIError(status, message)` with the hub's own message (a refused
 launch says why: quota, bad option, service unavailable).

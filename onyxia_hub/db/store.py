@@ -1,4 +1,4 @@
-"""The portal's store: per-user settings, in SQLite by default or PostgreSQL in production.
+"""Queries of the portal's store: My account and saved configurations.
 
 Why not auth_state: JupyterHub rewrites a user's auth_state at every login (to None when
 the authenticator returns none), so settings kept there would be lost.
@@ -7,71 +7,28 @@ Every query takes the user's name and filters on it: there is no method that rea
 row without naming its owner, so a handler cannot hand one user another user's data by
 mistake. Secret fields hold Fernet ciphertext only (`crypto.FieldCrypto`).
 
-Tables (created and upgraded by `migrate.upgrade`, revisions in `migrations/versions/`):
-
-- `portal_accounts`: one row per user who saved settings (git name, e-mail, token,
-  repository, branch);
-- `portal_configurations`: saved launch configurations (name, canonical user_options,
-  the server they relaunch into), at most `MAX_CONFIGURATIONS` per user.
+The portal reads and writes both tables; the hub's git provider reads `portal_accounts`
+(`account`, `git_token`). Tables and revisions: `models`, `migrations/portal/`.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import (
-    DateTime,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    func,
-    select,
-)
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
+from . import engine as engines
 from .crypto import CryptoError, FieldCrypto
+from .models import AccountRow, ConfigurationRow
+from .models import utcnow as _now
 
 MAX_CONFIGURATIONS = 50
 UNCHANGED = object()  # save_account(token=UNCHANGED): keep the stored token
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class AccountRow(Base):
-    __tablename__ = "portal_accounts"
-    username: Mapped[str] = mapped_column(String(255), primary_key=True)
-    git_name: Mapped[str | None] = mapped_column(String(100))
-    git_email: Mapped[str | None] = mapped_column(String(254))
-    git_token: Mapped[str | None] = mapped_column(Text)  # ciphertext
-    git_repository: Mapped[str | None] = mapped_column(String(2048))
-    git_branch: Mapped[str | None] = mapped_column(String(255))
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
-
-
-class ConfigurationRow(Base):
-    __tablename__ = "portal_configurations"
-    __table_args__ = (
-        UniqueConstraint("username", "name", name="uq_portal_configurations_username_name"),
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    username: Mapped[str] = mapped_column(String(255))
-    name: Mapped[str] = mapped_column(String(64))
-    server_name: Mapped[str] = mapped_column(String(30), default="")
-    user_options: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=_now)
 
 
 @dataclass(frozen=True)
@@ -107,24 +64,13 @@ class StoreError(ValueError):
         self.message = message
 
 
-def make_engine(db_url: str) -> Engine:
-    url = make_url(db_url)
-    kwargs = {"pool_pre_ping": True} if not url.drivername.startswith("sqlite") else {}
-    return create_engine(url, future=True, **kwargs)
-
-
-def safe_url(db_url: str) -> str:
-    """db_url with its password hidden, for logs."""
-    return make_url(db_url).render_as_string(hide_password=True)
-
-
 class Store:
     def __init__(self, engine: Engine, crypto: FieldCrypto):
         self.engine = engine
         self.crypto = crypto
 
     def session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
+        return engines.session(self.engine)
 
     # -- account -----------------------------------------------------------------------
     def account(self, user: str) -> Account:

@@ -1,8 +1,8 @@
-"""What every portal handler shares: who is asking, XSRF, the hub's page layout, errors.
+"""What every service's handlers share: who is asking, XSRF, the hub's page layout, errors.
 
 Authentication is JupyterHub's: `HubOAuthenticated` resolves the caller from an API token
-(`Authorization: token ...`) or from the portal's OAuth cookie, asking the hub which user
-and which scopes it carries. Only callers holding `access:services!service=portal` get in
+(`Authorization: token ...`) or from the service's OAuth cookie, asking the hub which user
+and which scopes it carries. Only callers holding `access:services!service=<name>` get in
 (`hub_scopes`, set by the hub for its services).
 
 XSRF: every request that changes something (any method but GET and HEAD) made with the
@@ -10,6 +10,14 @@ cookie must carry the XSRF token (`_xsrf` field or `X-XSRFToken` header); withou
 with a wrong one, the answer is 403. Token-authenticated API calls need none (a page on
 another site cannot add an Authorization header). JSON GETs made by scripts (fetch) need
 the header too, as on the hub.
+
+Errors: a page or API answer says what went wrong in the service's own words
+(`FieldError`, `HubAPIError`, an `HTTPError` below 500); anything else is "Internal Server
+Error" with the details in the log only, never a traceback to the client.
+
+- `BaseHandler`: `self.app` (the `ServiceApp`), `self.user`, `self.groups`, `self.token`;
+- `PageHandler`: `render_page(template, ...)` in the hub's layout; `APIHandler`: JSON;
+- `OAuthCallbackHandler`, `LogoutHandler`, `NotFoundPage`: every service has them.
 """
 
 from __future__ import annotations
@@ -17,11 +25,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated, UserNotAllowed
 from tornado import web
 
+from ..fields import FieldError
 from .hubapi import HubAPIError
-from .validate import FieldError
 
 
 @dataclass(frozen=True)
@@ -49,15 +57,15 @@ def error_message(status: int, exc_info, default: str) -> str:
 
 
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
-    """The portal's handlers: `self.user` is the caller's name, `self.groups` their groups."""
+    """A service's handlers: `self.user` is the caller's name, `self.groups` their groups."""
 
-    def initialize(self, portal):
-        self.portal = portal
-        self.hub_auth = portal.hub_auth
+    def initialize(self, app):
+        self.app = app
+        self.hub_auth = app.hub_auth
 
     @property
     def log(self):
-        return self.portal.log
+        return self.app.log
 
     async def prepare(self):
         model = await self.hub_auth.get_user(self, sync=False)
@@ -66,7 +74,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             try:
                 user = self.check_hub_user(model)
             except UserNotAllowed:
-                raise web.HTTPError(403, "You do not have access to the portal.") from None
+                raise web.HTTPError(
+                    403, f"You do not have access to the {self.app.display_name}."
+                ) from None
         self.current_user = user
         if self.request.method not in ("GET", "HEAD") and user is not None:
             self.check_xsrf_cookie()
@@ -89,7 +99,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     @property
     def token(self) -> str:
-        """The caller's own token: what the portal acts with on their servers."""
+        """The caller's own token: what the service acts with on their behalf."""
         return self.hub_auth.get_token(self)
 
     def require_admin(self, scope: str) -> None:
@@ -101,16 +111,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             if scope not in (self.current_user.get("scopes") or ()):
                 raise web.HTTPError(403, f"This token lacks the {scope!r} scope.")
 
-    # -- shared data -------------------------------------------------------------------
     @property
     def catalog(self):
-        return self.portal.catalog()
-
-    async def my_servers(self):
-        from . import views
-
-        servers = await self.portal.hub.user_servers(self.token, self.user)
-        return views.server_views(self.user, servers, self.catalog)
+        """The catalog as it is now, or None when it cannot be read."""
+        return self.app.catalog()
 
     # -- errors ------------------------------------------------------------------------
     def send_error(self, status_code: int = 500, **kwargs) -> None:
@@ -136,7 +140,7 @@ class PageHandler(BaseHandler):
     def render_page(self, name: str, status: int = 200, **context) -> None:
         self.set_status(status)
         self.set_header("Cache-Control", "no-store")
-        self.write(self.portal.render(name, **self.page_context(), **context))
+        self.write(self.app.render(name, **self.page_context(), **context))
 
     def page_context(self) -> dict:
         user = self.current_user
@@ -144,7 +148,7 @@ class PageHandler(BaseHandler):
             "user": PageUser(user["name"], bool(user.get("admin"))) if user else None,
             "parsed_scopes": {"admin-ui": True} if self.is_admin else {},
             "xsrf_token": self.xsrf_token.decode("ascii") if user else "",
-            "portal_url": self.portal.base_url,
+            "service_url": self.app.base_url,
             "is_admin": self.is_admin,
         }
 
@@ -153,8 +157,8 @@ class PageHandler(BaseHandler):
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         try:
             self.write(
-                self.portal.render(
-                    "portal-error.html",
+                self.app.render(
+                    "service-error.html",
                     **self.page_context(),
                     status_code=status_code,
                     message=message,
@@ -164,15 +168,30 @@ class PageHandler(BaseHandler):
             self.write(f"<h1>{status_code}</h1>")
 
 
+class OAuthCallbackHandler(HubOAuthCallbackHandler):
+    """Where the hub sends the browser back after signing it in to the service."""
+
+    def initialize(self, app):
+        self.hub_auth = app.hub_auth
+
+
+class LogoutHandler(PageHandler):
+    """Forget the service's cookie, then sign out of the hub."""
+
+    def get(self):
+        self.hub_auth.clear_cookie(self)
+        self.redirect(self.app.hub_prefix + "logout")
+
+
 class NotFoundPage(PageHandler):
-    """Any other path under the portal's prefix."""
+    """Any other path under the service's prefix."""
 
     async def prepare(self):
         await super().prepare()  # who is asking, for the nav bar of the error page
         if self.current_user is None and self.request.method in ("GET", "HEAD"):
             self.redirect(self.get_login_url())  # then back here, signed in
             return
-        raise web.HTTPError(404, "There is no such page in the portal.")
+        raise web.HTTPError(404, f"There is no such page in the {self.app.display_name}.")
 
 
 class APIHandler(BaseHandler):
@@ -185,7 +204,7 @@ class APIHandler(BaseHandler):
         raise web.HTTPError(
             403,
             "Authentication required: a hub API token (Authorization: token ...), or the "
-            "portal's cookie with its XSRF token (X-XSRFToken) for changes.",
+            "service's cookie with its XSRF token (X-XSRFToken) for changes.",
         )
 
     def write_json(self, data, status: int = 200) -> None:

@@ -1,11 +1,14 @@
-"""Encryption of the store's secret fields (personal access tokens) with Fernet.
+"""Encryption of a store's secret fields (personal access tokens, S3 keys) with Fernet.
 
-Keys come from a file (one per line) or from `$ONYXIA_PORTAL_CRYPT_KEY` (several separated
-by `;`, as `$JUPYTERHUB_CRYPT_KEY`). Each key is either a Fernet key (44 characters of
+Each store has keys of its own (`onyxia_hub.db.open`): a service given one store's keys
+cannot read another's secrets. Keys come from a file (one per line) or from the store's
+`ONYXIA_<SERVICE>_CRYPT_KEY` variable (several separated by `;`, as
+`$JUPYTERHUB_CRYPT_KEY`). Each key is either a Fernet key (44 characters of
 URL-safe base64) or 32 bytes written in hex (64 characters, what `openssl rand -hex 32`
 and the embedded hub's `ensure_secret` produce). The first key encrypts; every key
 decrypts, so a key is rotated by putting a new one first and keeping the old one until
-`Store.reencrypt` has rewritten every field (the portal does it at start).
+the store's owner has rewritten every field (the portal does it at start:
+`Store.reencrypt`).
 
 A ciphertext is bound to its owner: the plaintext is `{"u": user, "v": value}` and
 decryption checks the user, so a ciphertext copied onto another user's row is refused
@@ -23,7 +26,9 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-KEY_ENV = "ONYXIA_PORTAL_CRYPT_KEY"
+from ..envnames import PORTAL
+
+KEY_ENV = PORTAL.crypt_key  # the portal store's; keys_from(variable=...) for another
 
 
 class CryptoError(Exception):
@@ -44,7 +49,7 @@ def parse_key(text: str) -> bytes:
         raw = b""
     if len(raw) != 32:
         raise CryptoError(
-            "a portal key is 32 bytes: 64 hex characters (openssl rand -hex 32) or a Fernet "
+            "a store key is 32 bytes: 64 hex characters (openssl rand -hex 32) or a Fernet "
             "key (44 characters of URL-safe base64)"
         )
     return text.encode("ascii")
@@ -60,28 +65,27 @@ def read_key_file(path: str | os.PathLike) -> list[bytes]:
         mode = stat.S_IMODE(path.stat().st_mode)
         text = path.read_text()
     except OSError as e:
-        raise CryptoError(f"cannot read the portal key file {path}: {e.strerror}") from None
+        raise CryptoError(f"cannot read the key file {path}: {e.strerror}") from None
     if mode & 0o077:
         raise CryptoError(
-            f"the portal key file {path} is readable by other accounts (mode {mode:04o}); "
+            f"the key file {path} is readable by other accounts (mode {mode:04o}); "
             f"if nobody else could have read it: chmod 600 {path}"
         )
     lines = [line.strip() for line in text.splitlines()]
     keys = [parse_key(line) for line in lines if line and not line.startswith("#")]
     if not keys:
-        raise CryptoError(f"the portal key file {path} holds no key")
+        raise CryptoError(f"the key file {path} holds no key")
     return keys
 
 
-def keys_from(key_file: str | None, environ=os.environ) -> list[bytes]:
-    """Keys from `$ONYXIA_PORTAL_CRYPT_KEY` first, then from key_file."""
-    keys = [parse_key(k) for k in environ.get(KEY_ENV, "").split(";") if k.strip()]
+def keys_from(key_file: str | None, environ=os.environ, variable: str = KEY_ENV) -> list[bytes]:
+    """Keys from `$<variable>` first (the portal store's by default), then from key_file."""
+    keys = [parse_key(k) for k in environ.get(variable, "").split(";") if k.strip()]
     if key_file:
         keys += read_key_file(key_file)
     if not keys:
         raise CryptoError(
-            f"no encryption key for the portal's secret fields: set PortalApp.key_file or "
-            f"${KEY_ENV}"
+            f"no encryption key for the store's secret fields: give a key file or ${variable}"
         )
     return keys
 
@@ -122,3 +126,23 @@ class FieldCrypto:
             return self._fernet.rotate(ciphertext.encode("ascii")).decode("ascii")
         except (InvalidToken, UnicodeEncodeError):
             raise CryptoError("a secret field cannot be decrypted with the keys given") from None
+
+
+class NoKey:
+    """In place of a `FieldCrypto` when a store has no usable key: plain fields stay
+    readable, every secret field raises CryptoError with the reason."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def encrypt(self, user: str, value: str) -> str:
+        raise CryptoError(self.reason)
+
+    def decrypt(self, user: str, ciphertext: str) -> str:
+        raise CryptoError(self.reason)
+
+    def needs_rotation(self, ciphertext: str) -> bool:
+        return False
+
+    def rotate(self, ciphertext: str) -> str:
+        raise CryptoError(self.reason)

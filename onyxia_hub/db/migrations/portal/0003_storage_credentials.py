@@ -1,7 +1,7 @@
 """Storage credentials cache: one encrypted row per user and scope, with a lease.
 
 Shared by the hub (launches) and the portal (refreshes from running servers); see
-onyxia_hub/providers/storage/cache.py.
+onyxia_hub/providers/storage/cache.py (its model: onyxia_hub/db/models.py).
 
 Revision ID: 0003
 Revises: 0002

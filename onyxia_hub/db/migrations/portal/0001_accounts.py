@@ -20,7 +20,7 @@ def upgrade() -> None:
         sa.Column("username", sa.String(255), primary_key=True),
         sa.Column("git_name", sa.String(100), nullable=True),
         sa.Column("git_email", sa.String(254), nullable=True),
-        # Fernet ciphertext only (see onyxia_hub.portal.crypto), never the token itself
+        # Fernet ciphertext only (see onyxia_hub.db.crypto), never the token itself
         sa.Column("git_token", sa.Text(), nullable=True),
         sa.Column("git_repository", sa.String(2048), nullable=True),
         sa.Column("git_branch", sa.String(255), nullable=True),

@@ -1,8 +1,12 @@
-"""Every field the portal accepts, checked; a refusal names the field and what is allowed.
+"""Every value users send, checked; a refusal names the field and what is allowed.
+
+The rules the hub and its services share: the git provider takes the identity rules from
+here (an identity provider's name and e-mail pass the same checks as My account's), the
+portal its form and API fields, and any other service the same.
 
 Each `check_*` takes the raw value (a form's string or a JSON value) and returns the clean
-value, or raises `FieldError(field, message)`. Pages show the message next to the form
-(HTTP 400); the JSON API answers `{"error": message, "field": field}` (HTTP 400).
+value, or raises `FieldError(field, message)`. A service's pages show the message next to
+the form (HTTP 400); its JSON API answers `{"error": message, "field": field}` (HTTP 400).
 
 A message never repeats a secret's value (the personal access token): it says what is
 wrong with it, not what it was.
@@ -13,8 +17,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ..choices import Choice, ChoiceError, check, normalize
-from ..gitvalues import branch_problem, repository_problem
+from .choices import Choice, ChoiceError, check, normalize
+from .gitvalues import branch_problem, repository_problem
 
 MAX_GIT_NAME = 100
 MAX_EMAIL = 254
