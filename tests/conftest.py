@@ -6,6 +6,10 @@
 - `make_user`: creates an account through the admin's Accounts page and returns a signed-in
   `HubClient` for it (the forced first password change done).
 - `new_hub`: a factory for extra hubs (lifecycle, OIDC, errors) stopped at the end.
+- `postgres`, `db_url` (tests/helpers/postgres.py): a real PostgreSQL server for the
+  module; an empty database on SQLite, then on PostgreSQL.
+- the session hub also runs tests/services/whoami.py, the skeleton's example service, at
+  /services/whoami/ (its own store and key beside the test catalog).
 - `test_catalog`: the session hub's second catalog directory (a copy of tests/profiles:
   a GPU service, a group-restricted one, one the tests change while the hub runs), next
   to the shipped profiles/. The hub hands out two configured GPU ids and has
@@ -24,10 +28,12 @@ from pathlib import Path
 
 import pytest
 
+from onyxia_hub.embedded.ports import pick_free_port
 from tests.helpers.client import HubClient
 from tests.helpers.hub import HubProcess
 
 CONFIGS = Path(__file__).parent / "configs"
+pytest_plugins = ["tests.helpers.postgres"]  # `postgres`, `db_url`: a real PostgreSQL
 
 
 @pytest.fixture(scope="session")
@@ -112,8 +118,32 @@ def hub(new_hub, test_catalog) -> HubProcess:
         # servers trust the test git servers' CA (tests/test_git*.py)
         "c.OnyxiaLocalSpawner.environment.update("
         f"{{'GIT_SSL_CAINFO': {str(test_catalog.parent / GIT_TEST_CA)!r}}})\n"
+        + whoami_service_config(test_catalog.parent)
     )
     return new_hub("main", config_files=[CONFIGS / "fast-login.py", config])
+
+
+def whoami_service_config(directory: Path) -> str:
+    """tests/services/whoami.py as a managed service of the session hub, with its own store
+    and key (migrated by the configuration, as the Helm values migrate the portal's)."""
+    key_file = directory / "whoami_key"
+    key_file.write_text(secrets.token_hex(32) + "\n")
+    key_file.chmod(0o600)
+    db_url = f"sqlite:///{directory / 'whoami' / 'whoami.sqlite'}"
+    service = {
+        "name": "whoami",
+        "url": f"http://127.0.0.1:{pick_free_port()}",
+        "cwd": str(directory),
+        "environment": {"ONYXIA_WHOAMI_DB_URL": db_url, "ONYXIA_WHOAMI_KEY_FILE": str(key_file)},
+        "oauth_no_confirm": True,
+    }
+    return (
+        "from tests.services.whoami import SCHEMA as whoami_schema\n"
+        f"whoami_schema.prepare({db_url!r})\n"
+        f"c.JupyterHub.services.append({{**{service!r}, 'command': "
+        f"[sys.executable, {str(Path(__file__).parent / 'services' / 'whoami.py')!r}]}})\n"
+        "c.JupyterHub.extra_user_scopes.add('access:services!service=whoami')\n"
+    )
 
 
 @pytest.fixture(scope="session")

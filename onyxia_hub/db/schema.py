@@ -40,6 +40,7 @@ class Schema:
     """One store's tables: its revisions and the table that records where it stands."""
 
     name: str  # the store's name: its revisions are in migrations/<name>/
+    revisions_dir: Path | None = None  # elsewhere (a service outside the package)
 
     @property
     def version_table(self) -> str:
@@ -47,7 +48,7 @@ class Schema:
 
     @property
     def versions(self) -> Path:
-        return MIGRATIONS / self.name
+        return self.revisions_dir or MIGRATIONS / self.name
 
     def alembic_config(self, engine: Engine | None) -> Config:
         """An alembic Config on this store's revisions, bound to engine (no alembic.ini)."""

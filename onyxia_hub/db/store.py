@@ -69,8 +69,8 @@ class Store:
         self.engine = engine
         self.crypto = crypto
 
-    def session(self) -> Session:
-        return engines.session(self.engine)
+    def session(self, *, write: bool = False) -> Session:
+        return engines.session(self.engine, write=write)
 
     # -- account -----------------------------------------------------------------------
     def account(self, user: str) -> Account:
@@ -114,8 +114,8 @@ class Store:
         git_token=UNCHANGED,
     ) -> Account:
         """Set the fields given (None clears one; values must be validated already)."""
-        with self.session() as db, db.begin():
-            row = db.get(AccountRow, user) or AccountRow(username=user)
+        with self.session(write=True) as db, db.begin():
+            row = db.get(AccountRow, user, with_for_update=True) or AccountRow(username=user)
             for field, value in (
                 ("git_name", git_name),
                 ("git_email", git_email),
@@ -161,7 +161,7 @@ class Store:
     def add_configuration(
         self, user: str, name: str, user_options: dict, server_name: str = ""
     ) -> SavedConfiguration:
-        with self.session() as db, db.begin():
+        with self.session(write=True) as db, db.begin():
             count = db.scalar(select(func.count()).where(ConfigurationRow.username == user))
             if count >= MAX_CONFIGURATIONS:
                 raise StoreError(
@@ -186,8 +186,8 @@ class Store:
     def update_configuration(
         self, user: str, config_id: int, *, name=UNCHANGED, server_name=UNCHANGED
     ) -> SavedConfiguration | None:
-        with self.session() as db, db.begin():
-            row = db.get(ConfigurationRow, config_id)
+        with self.session(write=True) as db, db.begin():
+            row = db.get(ConfigurationRow, config_id, with_for_update=True)
             if row is None or row.username != user:
                 return None
             if name is not UNCHANGED and name != row.name:
@@ -199,8 +199,8 @@ class Store:
             return self._configuration(row)
 
     def delete_configuration(self, user: str, config_id: int) -> bool:
-        with self.session() as db, db.begin():
-            row = db.get(ConfigurationRow, config_id)
+        with self.session(write=True) as db, db.begin():
+            row = db.get(ConfigurationRow, config_id, with_for_update=True)
             if row is None or row.username != user:
                 return False
             db.delete(row)
@@ -220,7 +220,7 @@ class Store:
     def reencrypt(self) -> int:
         """Re-encrypt with the first key every field another key encrypted; the count."""
         count = 0
-        with self.session() as db, db.begin():
+        with self.session(write=True) as db, db.begin():
             for row in db.scalars(select(AccountRow).where(AccountRow.git_token.is_not(None))):
                 try:
                     if self.crypto.needs_rotation(row.git_token):

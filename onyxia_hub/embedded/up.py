@@ -360,7 +360,7 @@ def prepare_stores(config: Config) -> None:
                 reason = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
                 variables = ServiceVariables(schema.name)
                 raise OnyxiaHubError(
-                    f"The {schema.name} store {safe_url(db_url)} cannot be prepared: {reason}",
+                    f"The {schema.name}'s store {safe_url(db_url)} cannot be prepared: {reason}",
                     f"check {variables.db_url} of the {schema.name} service, and the "
                     "providers' db_url (reachable, writable)",
                 ) from None

@@ -50,6 +50,12 @@ def processes() -> list[Proc]:
     return found
 
 
+def parent_of(pid: int) -> int | None:
+    """The parent's pid (field 4 of /proc/<pid>/stat, after the parenthesised name)."""
+    stat = _read(str(pid), "stat")
+    return int(stat.rsplit(b")", 1)[1].split()[1]) if stat else None
+
+
 def user_servers(username: str, server: str = "") -> list[Proc]:
     """The jupyterhub-singleuser processes serving username's server."""
     return [

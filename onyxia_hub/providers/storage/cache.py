@@ -71,8 +71,8 @@ class CredentialCache:
         self.engine = engine
         self.crypto = crypto
 
-    def _session(self) -> Session:
-        return engines.session(self.engine)
+    def _session(self, *, write: bool = False) -> Session:
+        return engines.session(self.engine, write=write)
 
     def _entry(self, row: CredentialRow) -> Entry:
         current = previous = None
@@ -119,7 +119,7 @@ class CredentialCache:
         now = time.time()
 
         def action():
-            with self._session() as db, db.begin():
+            with self._session(write=True) as db, db.begin():
                 result = db.execute(
                     update(CredentialRow)
                     .where(
@@ -138,7 +138,7 @@ class CredentialCache:
                 if db.get(CredentialRow, (username, scope)) is not None:
                     return False
             try:
-                with self._session() as db, db.begin():
+                with self._session(write=True) as db, db.begin():
                     db.add(
                         CredentialRow(
                             username=username,
@@ -157,7 +157,7 @@ class CredentialCache:
 
     def release(self, username: str, scope: str, owner: str) -> None:
         def action():
-            with self._session() as db, db.begin():
+            with self._session(write=True) as db, db.begin():
                 db.execute(
                     update(CredentialRow)
                     .where(
@@ -187,8 +187,8 @@ class CredentialCache:
         )
 
         def action():
-            with self._session() as db, db.begin():
-                row = db.get(CredentialRow, (username, scope))
+            with self._session(write=True) as db, db.begin():
+                row = db.get(CredentialRow, (username, scope), with_for_update=True)
                 if row is None:
                     row = CredentialRow(username=username, scope=scope, issue_count=0)
                     db.add(row)
@@ -207,7 +207,7 @@ class CredentialCache:
         """Delete every row of username; what they held (to revoke it)."""
 
         def action():
-            with self._session() as db, db.begin():
+            with self._session(write=True) as db, db.begin():
                 rows = list(
                     db.scalars(select(CredentialRow).where(CredentialRow.username == username))
                 )
