@@ -208,3 +208,29 @@ def test_two_processes_writing_one_store_lose_nothing(db_url, tmp_path):
         if db_url.startswith("sqlite"):
             assert count("PRAGMA journal_mode") == "wal"
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "db_url, key, expected",
+    [
+        ("nonsense://x", True, "the store's URL 'nonsense://x' cannot be used"),
+        ("sqlite:///{tmp}/portal.sqlite", False, "no encryption key for the store's secret"),
+        ("postgresql+psycopg://portal:pw-in-url@127.0.0.1:1/x", True, "portal:***@127.0.0.1"),
+    ],
+    ids=["bad-url", "no-key", "unreachable"],
+)
+def test_a_service_that_cannot_open_its_store_says_why_in_one_line(tmp_path, db_url, key, expected):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ONYXIA_PORTAL_")}
+    environment["ONYXIA_PORTAL_DB_URL"] = db_url.format(tmp=tmp_path)
+    if key:
+        environment["ONYXIA_PORTAL_CRYPT_KEY"] = DUMP_KEY
+    result = subprocess.run(
+        [sys.executable, "-m", "onyxia_hub.portal"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Cannot start: " in result.stderr and expected in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and "pw-in-url" not in result.stderr

@@ -5,7 +5,9 @@ services). A transaction that changes something is opened with `writing(engine)`
 
 - it locks what it reads before it writes (`SELECT ... FOR UPDATE` where a row is read
   then changed, `Store` and `CredentialCache` do it), so that two processes counting or
-  updating the same row never lose one another's change. PostgreSQL locks the row;
+  updating the same row never lose one another's change. PostgreSQL locks the row; a row
+  that does not exist yet cannot be locked, so two processes may both insert it: the
+  loser runs its transaction again (`again_on_conflict`) and finds the row;
 - on SQLite, which has no row locks, it starts with `BEGIN IMMEDIATE`: it takes the
   database's write lock before it reads. Without it, both processes read the same row,
   then write one after the other, and the first write is lost (measured: 74 of 300
@@ -20,11 +22,16 @@ connections before use (`pool_pre_ping`): the database may restart under a hub.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -60,6 +67,18 @@ def make_engine(db_url: str) -> Engine:
 def writing(engine: Engine) -> Engine:
     """The engine for transactions that change something (module docstring)."""
     return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def again_on_conflict(transaction: Callable[[], T], attempts: int = 3) -> T:
+    """Run transaction (a whole one, from its first read); when it lost a race to insert a
+    row another process inserted first, run it again: it now finds and updates that row."""
+    for attempt in range(attempts):
+        try:
+            return transaction()
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def safe_url(db_url: str) -> str:

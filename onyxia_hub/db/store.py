@@ -114,20 +114,25 @@ class Store:
         git_token=UNCHANGED,
     ) -> Account:
         """Set the fields given (None clears one; values must be validated already)."""
-        with self.session(write=True) as db, db.begin():
-            row = db.get(AccountRow, user, with_for_update=True) or AccountRow(username=user)
-            for field, value in (
-                ("git_name", git_name),
-                ("git_email", git_email),
-                ("git_repository", git_repository),
-                ("git_branch", git_branch),
-            ):
-                if value is not UNCHANGED:
-                    setattr(row, field, value)
-            if git_token is not UNCHANGED:
-                row.git_token = None if git_token is None else self.crypto.encrypt(user, git_token)
-            row.updated_at = _now()
-            db.add(row)
+
+        def transaction():
+            with self.session(write=True) as db, db.begin():
+                row = db.get(AccountRow, user, with_for_update=True) or AccountRow(username=user)
+                for field, value in (
+                    ("git_name", git_name),
+                    ("git_email", git_email),
+                    ("git_repository", git_repository),
+                    ("git_branch", git_branch),
+                ):
+                    if value is not UNCHANGED:
+                        setattr(row, field, value)
+                if git_token is not UNCHANGED:
+                    sealed = None if git_token is None else self.crypto.encrypt(user, git_token)
+                    row.git_token = sealed
+                row.updated_at = _now()
+                db.add(row)
+
+        engines.again_on_conflict(transaction)
         return self.account(user)
 
     # -- saved configurations ------------------------------------------------------------

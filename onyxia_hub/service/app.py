@@ -278,7 +278,12 @@ class ServiceApp(Application):
 
     def open_db(self) -> StoreHandle:
         """The service's own store, at its head revision (or migrated: --upgrade-db-only)."""
-        handle = open_store(self.schema, os.environ, db_url=self.db_url, key_file=self.key_file)
+        try:
+            handle = open_store(self.schema, os.environ, db_url=self.db_url, key_file=self.key_file)
+        except Exception as e:  # a URL SQLAlchemy cannot read, a driver that is missing
+            self.fail(
+                f"the store's URL {self.db_url.split('@')[-1]!r} cannot be used: {_first_line(e)}"
+            )
         if handle.key_problem:
             self.fail(handle.key_problem)
         try:

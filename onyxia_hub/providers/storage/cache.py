@@ -201,7 +201,7 @@ class CredentialCache:
                 row.updated_at = time.time()
                 return row.issue_count
 
-        return self._guard(action)
+        return self._guard(lambda: engines.again_on_conflict(action))
 
     def forget(self, username: str) -> list[Entry]:
         """Delete every row of username; what they held (to revoke it)."""
