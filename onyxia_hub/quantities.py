@@ -79,9 +79,16 @@ def format_cpu(cores: float) -> str:
     return f"{cores:g}"
 
 
-def human_memory(size: int) -> str:
-    """For pages: 4 GiB, 1.5 GiB, 512 MiB."""
+def human_memory(size: int | float) -> str:
+    """Bytes for people, everywhere (pages, progress, limits, the watchdog's messages):
+    the largest binary unit in which the number is at least 1, with three significant
+    digits at most and never an exponent: 4 GiB, 1.5 GiB, 1.15 GiB, 12.5 GiB, 512 MiB,
+    1023 MiB, 300 B."""
+    size = float(size)
     for unit, label in (("Ti", "TiB"), ("Gi", "GiB"), ("Mi", "MiB"), ("Ki", "KiB")):
-        if size >= _MEMORY_UNITS[unit]:
-            return f"{size / _MEMORY_UNITS[unit]:.3g} {label}"
-    return f"{size} B"
+        if abs(size) >= _MEMORY_UNITS[unit]:
+            value = size / _MEMORY_UNITS[unit]
+            digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+            text = f"{value:.{digits}f}"
+            return (text.rstrip("0").rstrip(".") if "." in text else text) + f" {label}"
+    return f"{int(size)} B"

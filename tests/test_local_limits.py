@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from onyxia_hub.quantities import human_memory as format_bytes
 from onyxia_hub.spawners.local import enter, limits
 from onyxia_hub.spawners.local.gpus import GpuConflict, GpuPool, NoGpuFree, probe_gpus
 from onyxia_hub.spawners.local.limits import (
@@ -31,7 +32,6 @@ from onyxia_hub.spawners.local.limits import (
     attach_server_cgroup,
     create_server_cgroup,
     detect_backend,
-    format_bytes,
     remove_parents,
     remove_stale,
 )

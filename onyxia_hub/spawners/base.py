@@ -10,9 +10,20 @@ for one machine, `KubeSpawner` for Kubernetes). It
   as they are now, claims the quota atomically, asks the providers for their
   contributions and builds the `LaunchPlan` that the adapter realises,
 - reports progress in words a user understands,
-- keeps refusals to one log line, without a traceback.
+- keeps refusals to one log line, without a traceback,
+- assembles the server's environment from the plan (`plan_environment`, the same layers on
+  both adapters: `environment.assemble`),
+- keeps the quota claim across hub restarts (`claim_state` into the spawner's state,
+  `restore_claim` from it).
 
-An adapter implements `realise(plan)` and may override `unavailable_reason(service)`.
+What an adapter does with it:
+
+1. call `make_plan()` first in its own start sequence (the local spawner's `start`,
+   KubeSpawner's `load_user_options`) and realise the plan it returns;
+2. build the server's variables with `plan_environment(self.get_env()...)`;
+3. put `claim_state()` into `get_state()`, call `restore_claim(state)` in `load_state()`;
+4. call `release_plan()` when the server stops, is found dead or fails to start;
+5. optionally override `unavailable_reason(service)` (missing programs, GPUs...).
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import logging
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jupyterhub.utils import maybe_future
 from traitlets import Float, Instance, List, Type, Unicode, default
 from traitlets.config import LoggingConfigurable
 
@@ -31,6 +43,7 @@ from ..choices import Choice, ChoiceError, check, from_form, normalize
 from ..plan import Launcher, LaunchPlan, build_plan
 from ..providers.base import PlanProvider, PlanRequest, ProviderError
 from ..quotas import LEDGER, Claim, gauges
+from . import environment
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 _SOURCES: dict[tuple[str, ...], CatalogSource] = {}
@@ -126,7 +139,13 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
         Providers that contribute to every launch plan (storage credentials, git
         identity...), in order: a later provider's variables win over an earlier one's.
 
-            c.OnyxiaLocalSpawner.provider_classes = ["onyxia_hub.providers.s3.S3Provider"]
+            c.OnyxiaLocalSpawner.provider_classes = [
+                "onyxia_hub.providers.git.GitProvider",
+                "onyxia_hub.providers.storage.StorageProvider",
+            ]
+
+        Each is a `onyxia_hub.providers.base.PlanProvider`; its settings are its own
+        section (`c.StorageProvider.kind = "sts"`).
         """,
     ).tag(config=True)
 
@@ -281,10 +300,20 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
             catalog.quotas.for_groups(groups),
             service.max_servers,
         )
+        self._claim = draft.claim
         try:
             contributions = []
             auth_state = await self.user.get_auth_state() if self.providers else None
-            request = PlanRequest(self.user.name, self.name, groups, service, choice, auth_state)
+            request = PlanRequest(
+                self.user.name,
+                self.name,
+                groups,
+                service,
+                choice,
+                auth_state,
+                emit=self.emit,
+                refresh_auth_state=self._refresh_auth_state,
+            )
             for provider in self.providers:
                 if not provider.enabled_for(request):
                     continue
@@ -296,25 +325,54 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
                     self.emit(15, f"Starting without {type(provider).__name__}: {e}")
             plan = build_plan(catalog, choice, launcher, tuple(contributions))
         except BaseException:
-            LEDGER.release(self.user.name, self.name)
+            self.release_plan()
             raise
         self.plan = plan
         self.log.info("Launching %s for %s: %s", self._log_name, self.user.name, plan.summary())
         return plan
 
+    async def _refresh_auth_state(self) -> dict | None:
+        """A provider's `request.refresh_auth_state()`: the authenticator renews the user's
+        tokens (`refresh_user`), the hub keeps the new auth_state; None if it cannot."""
+        authenticator = getattr(self, "authenticator", None)
+        if authenticator is None or not hasattr(authenticator, "refresh_user"):
+            return None
+        refreshed = await maybe_future(authenticator.refresh_user(self.user))
+        if isinstance(refreshed, dict) and refreshed.get("auth_state"):
+            await self.user.save_auth_state(refreshed["auth_state"])
+            return refreshed["auth_state"]
+        return None
+
+    # -- what an adapter shares ------------------------------------------------------
+    def plan_environment(
+        self, base: dict, *, secrets_dir: str, adapter_environment=None
+    ) -> environment.ServerEnvironment:
+        """The server's variables: base (the adapter's `get_env()`) under the plan's
+        (`environment.assemble`: the layers and their order)."""
+        return environment.assemble(
+            base, self.plan, secrets_dir=secrets_dir, adapter_environment=adapter_environment
+        )
+
     def release_plan(self) -> None:
         """Forget the claim and plan of a server that stopped or failed to start."""
         LEDGER.release(self.user.name, self.name)
         self.plan = None
+        self._claim = None
 
     def restore_claim(self, state: dict) -> None:
+        """The claim saved in state (`claim_state`), back in the quota ledger after a hub
+        restart, and kept for the next `get_state`."""
         claim = state.get("claim")
         if isinstance(claim, dict):
             try:
-                LEDGER.restore(self.user.name, self.name, Claim(**claim))
+                restored = Claim(**claim)
             except TypeError:
                 self.log.warning("Ignoring an unreadable quota claim in %s's state", self._log_name)
+                return
+            LEDGER.restore(self.user.name, self.name, restored)
+            self._claim = restored
 
     def claim_state(self) -> dict:
-        claim = self.plan.claim if self.plan else None
-        return {"claim": claim.__dict__} if claim else {}
+        """The running server's claim, for `get_state` (empty when it holds none)."""
+        claim = getattr(self, "_claim", None)
+        return {"claim": dict(claim.__dict__)} if claim else {}

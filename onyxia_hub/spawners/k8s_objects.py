@@ -42,6 +42,7 @@ def split_environment(
     env: Mapping[str, object],
     secret_names: Iterable[str] = (),
     pattern: str = DEFAULT_SECRET_PATTERN,
+    public_names: Iterable[str] = (),
 ) -> tuple[dict[str, object], dict[str, str]]:
     """(public, secret) variables of env.
 
@@ -49,14 +50,17 @@ def split_environment(
     (`JUPYTERHUB_API_TOKEN`, `JPY_API_TOKEN`), when it is in secret_names (the plan's
     `secret_environment`), or when its name matches pattern (searched, any case: by
     default names containing TOKEN, SECRET, PASSWORD, PASSWD, PASSPHRASE, PRIVATE_KEY or
-    CREDENTIAL). Entries that are already Kubernetes `EnvVar` dicts (`valueFrom`...) stay
-    public: they hold a reference, not a value.
+    CREDENTIAL) and it is not in public_names (paths whose names only look secret, such
+    as `ONYXIA_HUB_SECRETS_DIR`). Entries that are already Kubernetes `EnvVar` dicts
+    (`valueFrom`...) stay public: they hold a reference, not a value.
     """
     names = ALWAYS_SECRET | set(secret_names)
+    plain = set(public_names) - names
     public: dict[str, object] = {}
     secret: dict[str, str] = {}
     for name, value in env.items():
-        if isinstance(value, str) and (name in names or _looks_secret(name, pattern or "")):
+        looks_secret = name not in plain and _looks_secret(name, pattern or "")
+        if isinstance(value, str) and (name in names or looks_secret):
             if not _SECRET_KEY.fullmatch(name):
                 raise ValueError(f"secret variable {name!r} cannot be a Secret key")
             secret[name] = value

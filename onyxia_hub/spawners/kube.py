@@ -39,7 +39,6 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import TraitError, Unicode, validate
 
-from ..plan import SECRETS_DIR_ENV
 from ..quantities import format_cpu, human_memory
 from .base import OnyxiaSpawnerMixin
 from .k8s_objects import (
@@ -143,7 +142,6 @@ class OnyxiaSpawner(OnyxiaSpawnerMixin, KubeSpawner):
         self._secret_name = ""  # the Secret believed to exist ("" none)
         self._pod_requested = False
         self._reported: set = set()
-        self._restored_claim: dict = {}
         self._environment: tuple | None = None  # (plan, token, (public, secret))
 
     @property
@@ -195,15 +193,10 @@ class OnyxiaSpawner(OnyxiaSpawnerMixin, KubeSpawner):
         if cached is not None and cached[0] is plan and cached[1] == token and plan is not None:
             public, secret = cached[2]
             return dict(public), dict(secret)
-        env = super().get_env()
-        secret_names = ()
-        if plan is not None:
-            env.update(plan.environment)
-            env.update(plan.secret_environment)
-            secret_names = plan.secret_environment.keys()
-        public, secret = split_environment(env, secret_names, self.secret_env_pattern)
-        if plan is not None and any(f.secret for f in plan.files):
-            public[SECRETS_DIR_ENV] = SECRETS_DIR  # a path, not a secret (despite its name)
+        env = self.plan_environment(super().get_env(), secrets_dir=SECRETS_DIR)
+        public, secret = split_environment(
+            env.variables, env.secret_names, self.secret_env_pattern, env.public_names
+        )
         self._environment = (plan, token, (public, secret))
         return dict(public), dict(secret)
 
@@ -399,7 +392,7 @@ class OnyxiaSpawner(OnyxiaSpawnerMixin, KubeSpawner):
     # -- state -------------------------------------------------------------------------
     def get_state(self):
         state = super().get_state()
-        state.update(self.claim_state() or self._restored_claim)
+        state.update(self.claim_state())
         if self._secret_name:
             state["secret_name"] = self._secret_name
         return state
@@ -407,13 +400,10 @@ class OnyxiaSpawner(OnyxiaSpawnerMixin, KubeSpawner):
     def load_state(self, state):
         super().load_state(state)
         self._secret_name = state.get("secret_name", "")
-        if isinstance(state.get("claim"), dict):
-            self._restored_claim = {"claim": state["claim"]}
-            self.restore_claim(state)
+        self.restore_claim(state)
 
     def clear_state(self):
         super().clear_state()
-        self._restored_claim = {}
         self.release_plan()
 
     # -- progress ----------------------------------------------------------------------

@@ -305,9 +305,7 @@ class StorageProvider(PlanProvider):
         return _SERVICES[key]
 
     async def contribute(self, request: PlanRequest) -> Contribution:
-        emit = getattr(self.parent, "emit", None)
-        if emit:
-            emit(12, "Preparing your S3 storage")
+        request.emit(12, "Preparing your S3 storage")
         try:
             service = self.service()
             bucket = service.bucket(request.username)
@@ -339,20 +337,16 @@ class StorageProvider(PlanProvider):
         return Contribution(environment=frozen_map(public), secret_environment=frozen_map(secret))
 
     def _token_source(self, request: PlanRequest):
+        """The user's access token for STS, renewed through the authenticator when it is
+        about to expire (`sts_min_token_seconds`)."""
+
         async def source() -> str | None:
             token = tokens.access_token(request.auth_state)
             left = tokens.seconds_left(token) if token else None
             if token and (left is None or left >= self.sts_min_token_seconds):
                 return token
-            user = getattr(self.parent, "user", None)
-            authenticator = getattr(self.parent, "authenticator", None)
-            if user is None or authenticator is None or not hasattr(authenticator, "refresh_user"):
-                return None
-            refreshed = await authenticator.refresh_user(user)
-            if isinstance(refreshed, dict) and refreshed.get("auth_state"):
-                await user.save_auth_state(refreshed["auth_state"])
-                return tokens.access_token(refreshed["auth_state"])
-            return None
+            refreshed = await request.refresh_auth_state()
+            return tokens.access_token(refreshed) if refreshed else None
 
         return source
 

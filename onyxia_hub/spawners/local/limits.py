@@ -85,7 +85,6 @@ __all__ = [
     "attach_server_cgroup",
     "create_server_cgroup",
     "detect_backend",
-    "format_bytes",
     "remove_parents",
     "remove_stale",
 ]
@@ -106,17 +105,6 @@ class LimitsUnavailable(Exception):
 
 class CgroupError(Exception):
     """A server cgroup could not be created, entered, emptied or removed; says why."""
-
-
-def format_bytes(n: int | float) -> str:
-    """`2 GiB`, `1.9 GiB`, `512 MiB`, `300 KiB`: binary units, at most one decimal."""
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            text = f"{n:.1f}".removesuffix(".0") if unit != "B" else str(int(n))
-            return f"{text} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 # -- where the cgroup hierarchies are ---------------------------------------------------

@@ -28,7 +28,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from subprocess import DEVNULL, STDOUT, Popen
+from subprocess import STDOUT, Popen
 
 from jupyterhub.spawner import LocalProcessSpawner
 from jupyterhub.utils import random_port
@@ -37,15 +37,15 @@ from traitlets import CaselessStrEnum, List, Unicode, default
 from ...catalog.model import Service
 from ...choices import ChoiceError
 from ...embedded.state import default_state_dir
-from ...plan import SECRETS_DIR_ENV
+from ...quantities import human_memory
 from ..base import OnyxiaSpawnerMixin
-from . import availability, enter
+from . import availability, builders
 from .accounts import AccountError, Accounts, safe_name
 from .gpus import GpuError, NoGpuFree
 from .homefiles import UnsafeHomePath, write_home_file
-from .limits import CgroupError, attach_server_cgroup, create_server_cgroup, format_bytes
+from .limits import CgroupError, attach_server_cgroup, create_server_cgroup
 from .machine import machine_for
-from .processes import TAG, carries_tag, end_tagged, is_alive
+from .processes import carries_tag, end_tagged, is_alive
 
 _ACCOUNTS: dict[tuple, Accounts] = {}
 _LOG_ROTATE_BYTES = 20 * 1024 * 1024
@@ -264,11 +264,9 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
         state = super().get_state()
         if self.server_id:
             state.update(
-                server_id=self.server_id,
-                gpus=list(self._gpus),
-                memory_limit=self._memory_limit,
-                **self.claim_state(),
+                server_id=self.server_id, gpus=list(self._gpus), memory_limit=self._memory_limit
             )
+            state.update(self.claim_state())
         return state
 
     def clear_state(self):
@@ -293,6 +291,7 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
             raise
 
     async def _realise(self, plan):
+        """The I/O the builders describe (`builders`), in order; nothing decided here."""
         machine = self.machine
         await machine.sweep_once()
         machine.known_servers.add(self.server_id)
@@ -301,21 +300,9 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
         try:
             self._account = account = await self.accounts.ensure(self.user.name)
             runtime = self._make_runtime_dir(account)
-            secrets_dir = os.path.join(runtime, "secrets")
-            owner = dict(
-                uid=account.uid if account.isolated else None,
-                gid=account.gid if account.isolated else None,
-            )
-            for file in plan.files:
-                # secret files: in memory, private to this server, gone when it stops
-                base = secrets_dir if file.secret else str(account.home)
-                if file.secret and not os.path.isdir(secrets_dir):
-                    os.mkdir(secrets_dir, 0o700)
-                    if account.isolated:
-                        os.chown(secrets_dir, account.uid, account.gid)
-                await asyncio.to_thread(
-                    write_home_file, base, file.path, file.content, mode=file.mode, **owner
-                )
+            secrets_dir = builders.secrets_directory(runtime)
+            files = builders.file_destinations(plan.files, str(account.home), secrets_dir)
+            await self._write_files(files, account, secrets_dir)
         except (AccountError, UnsafeHomePath) as e:
             raise RuntimeError(f"Your home directory could not be prepared: {e}") from None
 
@@ -333,29 +320,18 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
         self.default_url = plan.default_url
         if self.port == 0:
             self.port = random_port()
-        env = self.get_env()
-        env.update(plan.environment)
-        env.update(plan.local_environment)
-        env.update(plan.secret_environment)
-        env[TAG] = self.server_id
-        env["JUPYTER_RUNTIME_DIR"] = env["XDG_RUNTIME_DIR"] = runtime
-        if any(f.secret for f in plan.files):
-            env[SECRETS_DIR_ENV] = secrets_dir
-        env["CUDA_VISIBLE_DEVICES"] = env["NVIDIA_VISIBLE_DEVICES"] = ",".join(self._gpus)
-        argv = [*(plan.command or self.cmd), *self.get_args()]
-
-        limits = f"{resources.cpu_limit:g} CPU, {format_bytes(resources.memory_limit)}"
-        self.emit(35, f"Setting your limits ({limits})")
-        kwargs = dict(
-            env=env,
-            cwd=str(account.home),
-            start_new_session=True,
-            stdin=DEVNULL,
-            umask=0o077,
-            close_fds=True,
+        env = builders.server_environment(
+            self.get_env(),
+            plan,
+            server_id=self.server_id,
+            runtime_dir=runtime,
+            secrets_dir=secrets_dir,
+            gpus=self._gpus,
         )
-        uid = account.uid if account.isolated else None
-        gid = account.gid if account.isolated else None
+        argv = builders.server_argv(plan, self.cmd, self.get_args())
+
+        self.emit(35, f"Setting your limits ({builders.limits_summary(resources)})")
+        procs_files = None
         if machine.backend.uses_cgroups:
             try:
                 group = await asyncio.to_thread(
@@ -367,16 +343,17 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
                 )
             except CgroupError as e:
                 raise RuntimeError(f"Your resource limits could not be set: {e}") from None
-            cmd = enter.command(argv, group.procs_files, uid, gid)
-        else:
-            cmd = enter.command(argv, (), uid, gid) if uid is not None else argv
+            procs_files = group.procs_files
+        uid, gid = (account.uid, account.gid) if account.isolated else (None, None)
+        cmd = builders.launch_command(argv, procs_files, uid, gid)
 
         self.emit(50, f"Starting {plan.service_display_name}")
+        options = builders.popen_options(env, str(account.home))
         log = self._open_log()
         if log is not None:
-            kwargs.update(stdout=log, stderr=STDOUT)
+            options.update(stdout=log, stderr=STDOUT)
         try:
-            self.proc = Popen(cmd, **kwargs)
+            self.proc = Popen(cmd, **options)
         except OSError as e:
             raise RuntimeError(f"Could not start {cmd[0]}: {e.strerror}") from None
         finally:
@@ -389,6 +366,24 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
             )
         self.emit(70, f"Waiting for {plan.service_display_name} to answer")
         return (self.ip or "127.0.0.1", self.port)
+
+    async def _write_files(self, files, account, secrets_dir: str) -> None:
+        """Write each file where `builders.file_destinations` put it, as the account."""
+        uid, gid = (account.uid, account.gid) if account.isolated else (None, None)
+        if any(f.secret for f in files) and not os.path.isdir(secrets_dir):
+            os.mkdir(secrets_dir, 0o700)  # memory, private to this server, gone at stop
+            if uid is not None:
+                os.chown(secrets_dir, uid, gid)
+        for file in files:
+            await asyncio.to_thread(
+                write_home_file,
+                file.base,
+                file.path,
+                file.content,
+                mode=file.mode,
+                uid=uid,
+                gid=gid,
+            )
 
     # -- poll and stop -----------------------------------------------------------------
     async def poll(self):
@@ -430,7 +425,7 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
                 if group is not None:
                     if group.oom_kills():
                         self._memory_note(
-                            f"The memory limit of {format_bytes(group.memory_bytes or 0)} was "
+                            f"The memory limit of {human_memory(group.memory_bytes or 0)} was "
                             "reached: the kernel ended a process of this server."
                         )
                     try:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .limits import format_bytes
+from ...quantities import human_memory
 from .processes import TAG
 
 log = logging.getLogger(__name__)
@@ -286,16 +286,16 @@ class MemoryWatchdog:
         finally:
             os.close(fd)
         self._killed[d.pid] = d.start
-        limit = format_bytes(watched.limit)
+        limit = human_memory(watched.limit)
         if d.is_root:
             message = (
                 f"Memory limit of {limit} reached: ended the server's main process {d.pid} "
-                f"({name}, {format_bytes(d.size)}). Start it again with more memory."
+                f"({name}, {human_memory(d.size)}). Start it again with more memory."
             )
         else:
             message = (
                 f"Memory limit of {limit} reached: ended process {d.pid} ({name}, "
-                f"{format_bytes(d.size)}). Restart the kernel or choose more memory."
+                f"{human_memory(d.size)}). Restart the kernel or choose more memory."
             )
         self.log.warning("Server %s: %s", d.server_id, message)
         try:
