@@ -1,19 +1,28 @@
-"""Fixtures shared by the whole suite.
+"""Fixtures shared by the whole suite (every one of them, in the order of the file).
 
+- `hub_admin_password` (session): the password of `admin` on every hub the tests start.
+- `hubs_root` (session): a directory for hubs' state that unprivileged accounts can
+  traverse (0711), removed at the end.
+- `new_hub` (session): a factory for extra hubs (`new_hub(name, config_files=...,
+  extra_args=..., start=..., admin_password=..., run_as=...)`: lifecycle, OIDC, errors),
+  all stopped at the end.
+- `test_catalog` (session): the session hub's second catalog directory (a copy of
+  tests/profiles: a GPU service, a group-restricted one, one the tests change while the
+  hub runs), next to the shipped profiles/.
 - `hub` (session): one real embedded hub (`onyxia-hub up` in a subprocess, free port,
   temporary state directory, Node's configurable-http-proxy, JupyterLab user servers).
-- `admin`: a `HubClient` signed in as `admin` through the login form.
-- `make_user`: creates an account through the admin's Accounts page and returns a signed-in
-  `HubClient` for it (the forced first password change done).
-- `new_hub`: a factory for extra hubs (lifecycle, OIDC, errors) stopped at the end.
-- `postgres`, `db_url` (tests/helpers/postgres.py): a real PostgreSQL server for the
-  module; an empty database on SQLite, then on PostgreSQL.
-- the session hub also runs tests/services/whoami.py, the skeleton's example service, at
-  /services/whoami/ (its own store and key beside the test catalog).
-- `test_catalog`: the session hub's second catalog directory (a copy of tests/profiles:
-  a GPU service, a group-restricted one, one the tests change while the hub runs), next
-  to the shipped profiles/. The hub hands out two configured GPU ids and has
-  `consecutive_failure_limit = 5`.
+  It hands out two configured GPU ids, has `consecutive_failure_limit = 5`, appends the
+  planted provider (tests/helpers/planted.py), trusts the test git servers' CA
+  (`GIT_TEST_CA`), and runs tests/services/whoami.py, the service skeleton's example, at
+  /services/whoami/ with its own store and key.
+- `admin` (session): a `HubClient` signed in as `admin` through the login form.
+- `make_user` (session): `make_user(name)` creates an account through the admin's
+  Accounts page and returns a signed-in `HubClient` for it (the forced first password
+  change done); the same client for the same name.
+- `portal_client` (session): `portal_client(hub_client)`, a `PortalClient`
+  (tests/helpers/portal.py) for the portal's pages and JSON API.
+- `postgres` (module) and `db_url` (tests/helpers/postgres.py, a plugin): a real
+  PostgreSQL server; an empty database on SQLite, then on PostgreSQL.
 
 Real spawns cost about a CPU-second and 130 MiB each: tests share the few they start.
 """
@@ -31,6 +40,7 @@ import pytest
 from onyxia_hub.embedded.ports import pick_free_port
 from tests.helpers.client import HubClient
 from tests.helpers.hub import HubProcess
+from tests.helpers.portal import PortalClient
 
 CONFIGS = Path(__file__).parent / "configs"
 pytest_plugins = ["tests.helpers.postgres"]  # `postgres`, `db_url`: a real PostgreSQL
@@ -191,53 +201,6 @@ def pytest_report_header(config):
 
 
 # -- the portal service (onyxia_hub/portal) ------------------------------------------------
-# Added for tests/test_portal*.py: `portal_client(hub_client)` wraps a signed-in HubClient
-# for the portal's pages (with the portal's own XSRF cookie) and JSON API.
-PORTAL_PREFIX = "/services/portal/"
-
-
-class PortalClient:
-    """A signed-in HubClient, on the portal: `get`, `post` (XSRF added) and `api`."""
-
-    def __init__(self, client: HubClient):
-        self.client = client
-        self.session = client.session
-
-    def url(self, path: str) -> str:
-        return self.client.url(PORTAL_PREFIX + path.lstrip("/"))
-
-    def get(self, path: str, **kwargs):
-        kwargs.setdefault("timeout", 30)
-        return self.session.get(self.url(path), **kwargs)
-
-    @property
-    def xsrf(self) -> str:
-        """The portal's XSRF token (its cookie, path /services/portal/), got from a page."""
-        token = self.session.cookies.get("_xsrf", path=PORTAL_PREFIX)
-        if token is None:
-            assert self.get("services").status_code == 200
-            token = self.session.cookies.get("_xsrf", path=PORTAL_PREFIX)
-        return token
-
-    def post(self, path: str, data: dict, *, xsrf: bool | str = True, **kwargs):
-        data = dict(data)
-        if xsrf:
-            data["_xsrf"] = self.xsrf if xsrf is True else xsrf
-        kwargs.setdefault("timeout", 60)
-        return self.session.post(self.url(path), data=data, **kwargs)
-
-    def api(self, method: str, path: str, token: str | None = None, xsrf=True, **kwargs):
-        """The portal's JSON API with a hub token, or with the cookie (and the XSRF
-        header unless xsrf=False)."""
-        headers = kwargs.pop("headers", {})
-        if token:
-            headers["Authorization"] = f"token {token}"
-        elif xsrf:
-            headers["X-XSRFToken"] = self.xsrf if xsrf is True else xsrf
-        kwargs.setdefault("timeout", 60)
-        return self.session.request(method, self.url("api/" + path), headers=headers, **kwargs)
-
-
 @pytest.fixture(scope="session")
 def portal_client():
     """`portal_client(hub_client)`: a PortalClient for a signed-in HubClient."""

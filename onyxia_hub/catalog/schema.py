@@ -19,27 +19,34 @@ Choices made here, on purpose:
 - Images must name their registry and pin a tag or a digest: no implicit Docker Hub and
   no implicit `latest`.
 
-Nothing here knows about directories of files or reloading: that is `loader`.
+Here: the rules of a service file and of `_catalog.yaml` (with their GPUs). Reading a file
+safely is `yamlfile`, the generic value checker `checker`, Kubernetes' name grammar
+`kubernetes`. Nothing here knows about directories of files or reloading: that is
+`loader`.
 """
 
 from __future__ import annotations
 
 import base64
-import difflib
-import os
 import re
-import stat
-from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
 
 from ..quantities import format_cpu, format_memory, parse_cpu, parse_memory
 from . import model
+from .checker import CatalogIssue, Checker, has_control, key_path, kind, show
+from .kubernetes import extended_resource, node_selector, toleration
+from .yamlfile import MAX_DEPTH, MAX_FILE_BYTES, NotRegularFile, read_regular_file, read_yaml
 
-MAX_FILE_BYTES = 1 << 20  # a catalog file; real ones are about 1 KiB
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "CatalogIssue",
+    "quotas_from_document",
+    "read_yaml",
+    "service_from_document",
+]
+
 MAX_ICON_BYTES = 64 << 10
-MAX_DEPTH = 32  # nested mappings and lists in one file
 MAX_TEXT = 2000  # characters of a description; other strings are shorter still
 MAX_ENV_VALUE = 32 << 10
 MAX_GPUS = 16
@@ -64,15 +71,6 @@ IMAGE = re.compile(
 )
 MAX_IMAGE = 255
 IMAGE_FORM = "registry/path:tag or registry/path@sha256:<64 hex>"
-
-# Kubernetes names: DNS subdomains (label key prefixes, resource domains) and the
-# "name" part of qualified names and label values.
-_DNS_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-DNS_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*")
-QUALIFIED_NAME_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
-
-TOLERATION_OPERATORS = ("Exists", "Equal")
-TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 # Environment variables that belong to someone else; checked without regard to case.
 _RESERVED_PREFIXES = {
@@ -119,306 +117,6 @@ _MISPLACED_GPU = {
 }
 
 
-@dataclass(frozen=True)
-class CatalogIssue:
-    """One problem in a catalog file: where it is and what is wrong.
-
-    `field` is a path into the document (`resources.memory.max`, `versions[1].image`),
-    empty for problems with the file as a whole.
-    """
-
-    file: str
-    field: str
-    problem: str
-
-    def __str__(self) -> str:
-        if self.field:
-            return f"{self.file}: {self.field}: {self.problem}"
-        return f"{self.file}: {self.problem}"
-
-
-# --- Reading a YAML file -----------------------------------------------------------
-
-
-class _NotRegularFile(Exception):
-    """A path that is a directory, a FIFO, a device...: nothing a catalog may read."""
-
-
-def _read_regular_file(path: Path, limit: int) -> bytes:
-    """At most limit + 1 bytes of path, which must be a regular file.
-
-    Opened without blocking and checked once open, so that a FIFO named `x.yaml` cannot
-    hang the hub and a file swapped for something else meanwhile is still caught.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise _NotRegularFile(str(path))
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, limit + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def read_yaml(path: Path, file: str) -> tuple[object, list[CatalogIssue]]:
-    """The document in path, or None and the issues that prevent reading it.
-
-    file is the name issues give the file. Refused: non-regular files, files over 1 MiB,
-    non-UTF-8 text, invalid YAML, several documents, anchors, aliases, merge keys,
-    duplicate keys, nesting deeper than 32 levels and empty files.
-    """
-
-    def refuse(problem: str, field: str = ""):
-        return None, [CatalogIssue(file, field, problem)]
-
-    try:
-        raw = _read_regular_file(path, MAX_FILE_BYTES)
-    except _NotRegularFile:
-        return refuse("is not a regular file")
-    except OSError as e:
-        return refuse(f"cannot be read: {e.strerror or e}")
-    if len(raw) > MAX_FILE_BYTES:
-        return refuse("is larger than 1 MiB, the limit for catalog files")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return refuse(f"is not UTF-8 text (byte {e.start})")
-    try:
-        problem = _check_events(text)
-        if problem:
-            return refuse(problem)
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            if node is None:
-                return refuse("is empty")
-            issues = [CatalogIssue(file, f, p) for f, p in _check_keys(node, "")]
-            if issues:
-                return None, issues
-            return loader.construct_document(node), []
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as e:
-        where = e.problem_mark or e.context_mark
-        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
-        return refuse(f"is not valid YAML: {e.problem or e.context}{at}")
-    except yaml.YAMLError as e:
-        return refuse(f"is not valid YAML: {e}")
-    except RecursionError:
-        return refuse(f"is nested too deeply (more than {MAX_DEPTH} levels)")
-
-
-def _check_events(text: str) -> str | None:
-    """What makes text unacceptable before it is built: anchors, aliases, depth, documents."""
-    documents = depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        line = event.start_mark.line + 1
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            return (
-                f"uses a YAML anchor or alias (line {line}): not allowed in catalog "
-                "files, write each value out in full"
-            )
-        if isinstance(event, yaml.DocumentStartEvent):
-            documents += 1
-            if documents > 1:
-                return f"holds more than one YAML document (line {line}): one per file"
-        elif isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                return f"is nested too deeply (more than {MAX_DEPTH} levels, line {line})"
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-    return None
-
-
-def _check_keys(node, field: str) -> list[tuple[str, str]]:
-    """(field, problem) for each duplicate or merge key in the tree under node."""
-    found = []
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            if key.tag == "tag:yaml.org,2002:merge":
-                found.append(
-                    (
-                        field,
-                        f"uses a YAML merge key '<<' (line {key.start_mark.line + 1}): "
-                        "not allowed, write each key out",
-                    )
-                )
-                continue
-            if isinstance(key, yaml.ScalarNode):
-                line = key.start_mark.line + 1
-                if key.value in seen:
-                    found.append(
-                        (
-                            _key_path(field, key.value),
-                            f"appears twice (lines {seen[key.value]} and {line}): keep one",
-                        )
-                    )
-                else:
-                    seen[key.value] = line
-                found += _check_keys(value, _key_path(field, key.value))
-            else:
-                found += _check_keys(value, field)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            found += _check_keys(item, f"{field}[{i}]")
-    return found
-
-
-# --- Checking values ---------------------------------------------------------------
-
-
-def _key_path(field: str, key) -> str:
-    """The field path of key inside field: `a.b`, or `a['x/y']` when key is not a word."""
-    if isinstance(key, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key):
-        return f"{field}.{key}" if field else key
-    return f"{field}[{key!r}]"
-
-
-def _show(value) -> str:
-    """value as a message shows it: repr, shortened."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _kind(value) -> str:
-    """What value is, for messages: 'an integer (4)', 'a list', 'null'..."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, int):
-        return f"an integer ({value})"
-    if isinstance(value, float):
-        return f"a number ({value:g})"
-    if isinstance(value, str):
-        return f"a string ({_show(value)})"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__} ({_show(value)})"
-
-
-def _has_control(text: str, *, multiline: bool = False) -> bool:
-    """Whether text holds control characters (newlines and tabs allowed if multiline)."""
-    allowed = "\n\t" if multiline else ""
-    return any((ord(c) < 32 and c not in allowed) or ord(c) == 127 for c in text)
-
-
-class _Checker:
-    """Checks the values of one file, collecting every issue instead of stopping."""
-
-    def __init__(self, file: str, directory: Path | None = None):
-        self.file = file
-        self.directory = directory
-        self.issues: list[CatalogIssue] = []
-
-    def fail(self, field: str, problem: str) -> None:
-        """Record one issue; returns None so that checks can `return self.fail(...)`."""
-        self.issues.append(CatalogIssue(self.file, field, problem))
-
-    def wrong_type(self, value, field: str, expected: str) -> None:
-        """Record that value is not of the expected type."""
-        hint = ""
-        if expected.startswith("a string") and isinstance(value, (bool, int, float)):
-            hint = ': quote it in YAML ("...")'
-        if not field:
-            return self.fail("", f"must be {expected} (key: value lines), not {_kind(value)}")
-        return self.fail(field, f"must be {expected}, not {_kind(value)}{hint}")
-
-    def mapping(self, value, field: str, *, required=(), optional=(), free=False, hints=None):
-        """value if it is a mapping: keys strings, none unknown (unless free), none missing.
-
-        Unknown and missing keys are recorded, and the mapping is still returned so that
-        its known keys get checked too. Returns None when value is not a mapping. hints
-        maps likely misplaced keys to what to say about them.
-        """
-        if not isinstance(value, dict):
-            return self.wrong_type(value, field, "a mapping")
-        allowed = tuple(dict.fromkeys((*required, *optional)))
-        for key in value:
-            if not isinstance(key, str):
-                self.fail(_key_path(field, key), f"keys must be strings, not {_kind(key)}")
-            elif not free and key not in allowed and hints and key in hints:
-                self.fail(_key_path(field, key), f"unknown key ({hints[key]})")
-            elif not free and key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-                if close:
-                    self.fail(_key_path(field, key), f"unknown key (did you mean {close[0]}?)")
-                else:
-                    self.fail(_key_path(field, key), f"unknown key (allowed: {', '.join(allowed)})")
-        for key in required:
-            if key not in value:
-                self.fail(_key_path(field, key), "is required")
-        return {k: v for k, v in value.items() if isinstance(k, str)}
-
-    def string(self, value, field, *, max_length=200, pattern=None, rule="", multiline=False):
-        """value if it is a non-empty string that fits max_length and pattern, else None."""
-        if not isinstance(value, str):
-            return self.wrong_type(value, field, "a string")
-        if not value.strip():
-            return self.fail(field, "must not be empty")
-        if len(value) > max_length:
-            return self.fail(field, f"is {len(value)} characters long; at most {max_length}")
-        if _has_control(value, multiline=multiline):
-            return self.fail(field, f"{_show(value)} contains control characters")
-        if pattern is not None and not pattern.fullmatch(value):
-            return self.fail(field, f"{_show(value)} is not {rule}")
-        return value
-
-    def integer(self, value, field, *, minimum=None, maximum=None):
-        """value if it is an integer (not a boolean) within [minimum, maximum], else None."""
-        if isinstance(value, bool) or not isinstance(value, int):
-            return self.wrong_type(value, field, "an integer")
-        if minimum is not None and value < minimum or maximum is not None and value > maximum:
-            if maximum is None:
-                return self.fail(field, f"{value} is below the minimum, {minimum}")
-            return self.fail(field, f"{value} is not between {minimum} and {maximum}")
-        return value
-
-    def boolean(self, value, field):
-        """value if it is true or false, else None."""
-        if not isinstance(value, bool):
-            return self.wrong_type(value, field, "true or false")
-        return value
-
-    def sequence(self, value, field, *, min_items=0, max_items=100):
-        """value if it is a list of min_items to max_items items, else None."""
-        if not isinstance(value, list):
-            return self.wrong_type(value, field, "a list")
-        if len(value) < min_items:
-            return self.fail(
-                field,
-                "must not be empty" if min_items == 1 else f"needs at least {min_items} items",
-            )
-        if len(value) > max_items:
-            return self.fail(field, f"has {len(value)} items; at most {max_items}")
-        return value
-
-    def names(self, value, field, *, pattern, rule, max_items=100):
-        """A tuple of unique strings matching pattern, or None if any is wrong."""
-        items = self.sequence(value, field, max_items=max_items)
-        if items is None:
-            return None
-        before = len(self.issues)
-        out = []
-        for i, item in enumerate(items):
-            name = self.string(item, f"{field}[{i}]", max_length=128, pattern=pattern, rule=rule)
-            if name is not None and name in out:
-                self.fail(f"{field}[{i}]", f"{_show(name)} is listed twice")
-            elif name is not None:
-                out.append(name)
-        return tuple(out) if len(self.issues) == before else None
-
-
 # --- Services ----------------------------------------------------------------------
 
 
@@ -428,7 +126,7 @@ def service_from_document(data, *, file: str, directory: Path, name: str):
     name is the file's name without `.yaml`, which the service's `name` must equal;
     directory is where the file is, which `icon` paths are relative to.
     """
-    c = _Checker(file, directory)
+    c = Checker(file, directory)
     doc = c.mapping(data, "", required=SERVICE_REQUIRED, optional=SERVICE_KEYS)
     if doc is None:
         return None, c.issues
@@ -455,7 +153,7 @@ def service_from_document(data, *, file: str, directory: Path, name: str):
     optional = {
         "icon": _icon,
         "order": lambda c, v, f: c.integer(v, f, minimum=-(10**6), maximum=10**6),
-        "default": _Checker.boolean,
+        "default": Checker.boolean,
         "gpu": _gpu,
         "groups": _groups,
         "max_servers": lambda c, v, f: c.integer(v, f, minimum=1, maximum=1000),
@@ -470,7 +168,7 @@ def service_from_document(data, *, file: str, directory: Path, name: str):
     return model.Service(source=file, **fields), []
 
 
-def _service_name(c: _Checker, value, file_name: str):
+def _service_name(c: Checker, value, file_name: str):
     """The service's name: a lowercase slug, equal to its file's name."""
     rule = (
         "a service name (2 to 40 lowercase letters, digits and '-', starting with a "
@@ -483,7 +181,7 @@ def _service_name(c: _Checker, value, file_name: str):
     return name
 
 
-def _versions(c: _Checker, value, field: str):
+def _versions(c: Checker, value, field: str):
     """The versions, the first being the default; names unique."""
     items = c.sequence(value, field, min_items=1, max_items=50)
     if items is None:
@@ -510,30 +208,30 @@ def _versions(c: _Checker, value, field: str):
     return tuple(versions) if len(c.issues) == before else None
 
 
-def _image(c: _Checker, value, field: str):
+def _image(c: Checker, value, field: str):
     """A container image reference with its registry and a tag or sha256 digest."""
     if not isinstance(value, str):
         return c.wrong_type(value, field, "a string")
     if len(value) > MAX_IMAGE:
         return c.fail(field, f"is {len(value)} characters long; at most {MAX_IMAGE}")
-    if any(ch.isspace() for ch in value) or _has_control(value):
-        return c.fail(field, f"{_show(value)} contains spaces or control characters")
+    if any(ch.isspace() for ch in value) or has_control(value):
+        return c.fail(field, f"{show(value)} contains spaces or control characters")
     match = IMAGE.fullmatch(value)
     if not match:
         return c.fail(
-            field, f"{_show(value)} is not a container image reference (write it as {IMAGE_FORM})"
+            field, f"{show(value)} is not a container image reference (write it as {IMAGE_FORM})"
         )
     registry = match["registry"]
     if "." not in registry and ":" not in registry and registry != "localhost":
         return c.fail(
             field,
-            f"{_show(value)} does not name its registry (write it in full: quay.io/..., "
+            f"{show(value)} does not name its registry (write it in full: quay.io/..., "
             "docker.io/library/...)",
         )
     if not match["tag"] and not match["digest"]:
         return c.fail(
             field,
-            f"{_show(value)} has no tag or digest: pin one (...:2026-08-03 or ...@sha256:...)",
+            f"{show(value)} has no tag or digest: pin one (...:2026-08-03 or ...@sha256:...)",
         )
     return value
 
@@ -549,7 +247,7 @@ _CPU = _Quantity(parse_cpu, format_cpu, model.CpuRange)
 _MEMORY = _Quantity(parse_memory, format_memory, model.MemoryRange)
 
 
-def _range(c: _Checker, value, field: str, kind: _Quantity):
+def _range(c: Checker, value, field: str, kind: _Quantity):
     """A CpuRange or MemoryRange: presets and default within [min, max]."""
     before = len(c.issues)
     spec = c.mapping(value, field, required=("presets", "default", "min", "max"))
@@ -595,52 +293,52 @@ def _range(c: _Checker, value, field: str, kind: _Quantity):
     return kind.make(presets=tuple(sorted(presets)), default=default, min=low, max=high)
 
 
-def _icon(c: _Checker, value, field: str):
+def _icon(c: Checker, value, field: str):
     """An .svg or .png file inside the catalog directory, as a data: URI."""
     rel = c.string(value, field, max_length=255)
     if rel is None:
         return None
     path = Path(rel)
     if path.is_absolute() or rel.startswith(("~", "\\")):
-        return c.fail(field, f"{_show(rel)} must be relative to the catalog directory")
+        return c.fail(field, f"{show(rel)} must be relative to the catalog directory")
     if ".." in path.parts:
-        return c.fail(field, f"{_show(rel)} must stay inside the catalog directory (no '..')")
+        return c.fail(field, f"{show(rel)} must stay inside the catalog directory (no '..')")
     suffix = path.suffix.lower()
     if suffix not in (".svg", ".png"):
-        return c.fail(field, f"{_show(rel)} must be an .svg or .png file")
+        return c.fail(field, f"{show(rel)} must be an .svg or .png file")
     base = c.directory.resolve()
     try:
         real = (c.directory / path).resolve(strict=True)
     except (OSError, RuntimeError, ValueError):
-        return c.fail(field, f"{_show(rel)}: no such file in {c.directory}")
+        return c.fail(field, f"{show(rel)}: no such file in {c.directory}")
     if not real.is_relative_to(base):
-        return c.fail(field, f"{_show(rel)} leads outside the catalog directory (a symbolic link?)")
+        return c.fail(field, f"{show(rel)} leads outside the catalog directory (a symbolic link?)")
     try:
-        data = _read_regular_file(real, MAX_ICON_BYTES)
-    except _NotRegularFile:
-        return c.fail(field, f"{_show(rel)} is not a regular file")
+        data = read_regular_file(real, MAX_ICON_BYTES)
+    except NotRegularFile:
+        return c.fail(field, f"{show(rel)} is not a regular file")
     except OSError as e:
-        return c.fail(field, f"{_show(rel)} cannot be read: {e.strerror or e}")
+        return c.fail(field, f"{show(rel)} cannot be read: {e.strerror or e}")
     if len(data) > MAX_ICON_BYTES:
-        return c.fail(field, f"{_show(rel)} is larger than 64 KiB, the limit for icons")
+        return c.fail(field, f"{show(rel)} is larger than 64 KiB, the limit for icons")
     if suffix == ".png":
         if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-            return c.fail(field, f"{_show(rel)} is not a PNG image")
+            return c.fail(field, f"{show(rel)} is not a PNG image")
         mime = "image/png"
     else:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            return c.fail(field, f"{_show(rel)} is not an SVG image (not UTF-8 text)")
+            return c.fail(field, f"{show(rel)} is not an SVG image (not UTF-8 text)")
         if "<svg" not in text:
-            return c.fail(field, f"{_show(rel)} is not an SVG image (no <svg> element)")
+            return c.fail(field, f"{show(rel)} is not an SVG image (no <svg> element)")
         if "<script" in text.lower():
-            return c.fail(field, f"{_show(rel)}: SVG icons must not contain scripts")
+            return c.fail(field, f"{show(rel)}: SVG icons must not contain scripts")
         mime = "image/svg+xml"
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def _groups(c: _Checker, value, field: str):
+def _groups(c: Checker, value, field: str):
     """The JupyterHub groups allowed to use the service; empty: everyone."""
     items = c.sequence(value, field, max_items=100)
     if items is None:
@@ -656,18 +354,18 @@ def _groups(c: _Checker, value, field: str):
     return frozenset(groups) if len(c.issues) == before else None
 
 
-def _environment(c: _Checker, value, field: str):
+def _environment(c: Checker, value, field: str):
     """Environment variables: valid names, none reserved, string values."""
     before = len(c.issues)
     env = c.mapping(value, field, free=True)
     if env is None:
         return None
     for name, text in env.items():
-        here = _key_path(field, name)
+        here = key_path(field, name)
         if not ENV_NAME.fullmatch(name):
             c.fail(
                 here,
-                f"{_show(name)} is not an environment variable name "
+                f"{show(name)} is not an environment variable name "
                 "(letters, digits and '_', not starting with a digit; at most 128)",
             )
             continue
@@ -677,7 +375,7 @@ def _environment(c: _Checker, value, field: str):
             continue
         if isinstance(text, (bool, int, float)):
             shown = str(text).lower() if isinstance(text, bool) else str(text)
-            c.fail(here, f'must be a string, not {_kind(text)}: write it "{shown}" in quotes')
+            c.fail(here, f'must be a string, not {kind(text)}: write it "{shown}" in quotes')
         elif not isinstance(text, str):
             c.wrong_type(text, here, "a string")
         elif len(text) > MAX_ENV_VALUE:
@@ -698,7 +396,7 @@ def _reserved(name: str) -> str | None:
     return None
 
 
-def _local(c: _Checker, value, field: str):
+def _local(c: Checker, value, field: str):
     """How the service runs on one machine: command, landing URL, environment, needs."""
     before = len(c.issues)
     spec = c.mapping(value, field, optional=("command", "default_url", "environment", "requires"))
@@ -723,7 +421,7 @@ def _local(c: _Checker, value, field: str):
     return model.LocalMode(**fields) if len(c.issues) == before else None
 
 
-def _command(c: _Checker, value, field: str):
+def _command(c: Checker, value, field: str):
     """A program and its arguments, no shell: a non-empty list of strings."""
     items = c.sequence(value, field, min_items=1, max_items=100)
     if items is None:
@@ -739,7 +437,7 @@ def _command(c: _Checker, value, field: str):
     return tuple(items) if len(c.issues) == before else None
 
 
-def _requires(c: _Checker, value, field: str):
+def _requires(c: Checker, value, field: str):
     """What one-machine mode needs installed: executables, kernels, python modules."""
     spec = c.mapping(value, field, optional=("executables", "kernels", "python_modules"))
     if spec is None:
@@ -761,7 +459,7 @@ def _requires(c: _Checker, value, field: str):
 # --- GPUs --------------------------------------------------------------------------
 
 
-def _gpu(c: _Checker, value, field: str):
+def _gpu(c: Checker, value, field: str):
     """GPU counts and types a service may get; defaults: the first count and type."""
     before = len(c.issues)
     spec = c.mapping(
@@ -816,7 +514,7 @@ def _gpu(c: _Checker, value, field: str):
     )
 
 
-def _gpu_type(c: _Checker, value, field: str):
+def _gpu_type(c: Checker, value, field: str):
     """One kind of GPU: its name, label, Kubernetes resource and placement."""
     before = len(c.issues)
     spec = c.mapping(
@@ -838,109 +536,17 @@ def _gpu_type(c: _Checker, value, field: str):
             spec["display_name"], f"{field}.display_name", max_length=80
         )
     if "resource" in spec:
-        fields["resource"] = _extended_resource(c, spec["resource"], f"{field}.resource")
+        fields["resource"] = extended_resource(c, spec["resource"], f"{field}.resource")
     if spec.get("node_selector") is not None:
-        fields["node_selector"] = _node_selector(c, spec["node_selector"], f"{field}.node_selector")
+        fields["node_selector"] = node_selector(c, spec["node_selector"], f"{field}.node_selector")
     if spec.get("tolerations") is not None:
         items = c.sequence(spec["tolerations"], f"{field}.tolerations", max_items=20)
         fields["tolerations"] = tuple(
-            _toleration(c, t, f"{field}.tolerations[{i}]") for i, t in enumerate(items or ())
+            toleration(c, t, f"{field}.tolerations[{i}]") for i, t in enumerate(items or ())
         )
     if len(c.issues) != before:
         return None
     return model.GpuType(**fields)
-
-
-def _qualified_name(text: str) -> bool:
-    """Kubernetes qualified name: [prefix/]name, prefix a DNS subdomain, name <= 63."""
-    prefix, slash, name = text.rpartition("/")
-    if slash and (not prefix or len(prefix) > 253 or not DNS_SUBDOMAIN.fullmatch(prefix)):
-        return False
-    return bool(QUALIFIED_NAME_PART.fullmatch(name))
-
-
-def _extended_resource(c: _Checker, value, field: str):
-    """A Kubernetes extended resource name, domain/name: nvidia.com/gpu, nvidia.com/mig-1g.5gb."""
-    text = c.string(value, field, max_length=317)
-    if text is None:
-        return None
-    domain = text.partition("/")[0]
-    if "/" not in text or not _qualified_name(text):
-        return c.fail(
-            field,
-            f"{_show(text)} is not an extended resource name "
-            "(domain/name, e.g. nvidia.com/gpu or nvidia.com/mig-1g.5gb)",
-        )
-    if domain == "kubernetes.io" or domain.endswith(".kubernetes.io"):
-        return c.fail(
-            field, f"{_show(text)}: the kubernetes.io domain is not for extended resources"
-        )
-    return text
-
-
-def _label_value(text) -> bool:
-    """Kubernetes label value: empty, or up to 63 of [A-Za-z0-9_.-] starting and ending alnum."""
-    return isinstance(text, str) and (text == "" or bool(QUALIFIED_NAME_PART.fullmatch(text)))
-
-
-def _node_selector(c: _Checker, value, field: str):
-    """Node labels a pod must match: valid label keys and string values."""
-    before = len(c.issues)
-    labels = c.mapping(value, field, free=True)
-    if labels is None:
-        return None
-    for key, text in labels.items():
-        here = _key_path(field, key)
-        if not _qualified_name(key):
-            c.fail(here, f"{_show(key)} is not a Kubernetes label key ([prefix/]name)")
-        elif not isinstance(text, str):
-            c.wrong_type(text, here, "a string")
-        elif not _label_value(text):
-            c.fail(
-                here,
-                f"{_show(text)} is not a Kubernetes label value "
-                "(at most 63 letters, digits, '-', '_', '.', alphanumeric at both ends)",
-            )
-    return model.frozen_map(labels) if len(c.issues) == before else None
-
-
-def _toleration(c: _Checker, value, field: str):
-    """A Kubernetes toleration, checked as the API server would."""
-    before = len(c.issues)
-    spec = c.mapping(
-        value, field, optional=("key", "operator", "value", "effect", "tolerationSeconds")
-    )
-    if spec is None:
-        return None
-    operator = spec.get("operator", "Equal")
-    if "operator" in spec and operator not in TOLERATION_OPERATORS:
-        c.fail(f"{field}.operator", f"{_show(operator)} is not Exists or Equal")
-    if "key" in spec:
-        key = spec["key"]
-        if not isinstance(key, str):
-            c.wrong_type(key, f"{field}.key", "a string")
-        elif not _qualified_name(key):
-            c.fail(f"{field}.key", f"{_show(key)} is not a Kubernetes taint key ([prefix/]name)")
-    elif operator == "Equal":
-        c.fail(f"{field}.key", "is required unless operator is Exists")
-    if "value" in spec:
-        text = spec["value"]
-        if not isinstance(text, str):
-            c.wrong_type(text, f"{field}.value", "a string")
-        elif operator == "Exists" and text:
-            c.fail(f"{field}.value", "must be empty when operator is Exists")
-        elif not _label_value(text):
-            c.fail(f"{field}.value", f"{_show(text)} is not a Kubernetes taint value")
-    if "effect" in spec and spec["effect"] not in TOLERATION_EFFECTS:
-        c.fail(
-            f"{field}.effect",
-            f"{_show(spec['effect'])} is not one of {', '.join(TOLERATION_EFFECTS)}",
-        )
-    if "tolerationSeconds" in spec:
-        c.integer(spec["tolerationSeconds"], f"{field}.tolerationSeconds", minimum=0)
-        if spec.get("effect") != "NoExecute":
-            c.fail(f"{field}.tolerationSeconds", "only applies with effect NoExecute")
-    return model.frozen_map(spec) if len(c.issues) == before else None
 
 
 # --- Catalog-wide settings ---------------------------------------------------------
@@ -954,7 +560,7 @@ def quotas_from_document(data, *, file: str):
     out is the default's value, null is unbounded, and a number below the default is
     refused (groups only raise limits; a user gets the most generous of their groups).
     """
-    c = _Checker(file)
+    c = Checker(file)
     doc = c.mapping(data, "", optional=("quotas",))
     if doc is None or doc.get("quotas") is None:
         return (model.Quotas(), []) if not c.issues else (None, c.issues)
@@ -968,7 +574,7 @@ def quotas_from_document(data, *, file: str):
     if spec.get("groups") is not None:
         table = c.mapping(spec["groups"], "quotas.groups", free=True)
         for name, limits in (table or {}).items():
-            here = _key_path("quotas.groups", name)
+            here = key_path("quotas.groups", name)
             if not name.strip() or len(name) > 255:
                 c.fail(here, "a group name must be 1 to 255 characters")
             elif limits is None:
@@ -980,7 +586,7 @@ def quotas_from_document(data, *, file: str):
     return model.Quotas(default=default, groups=model.frozen_map(groups)), []
 
 
-def _limits(c: _Checker, value, field: str, base: model.Limits):
+def _limits(c: Checker, value, field: str, base: model.Limits):
     """Limits from a mapping; keys left out take base's value, null is unbounded."""
     before = len(c.issues)
     spec = c.mapping(value, field, optional=LIMIT_KEYS)

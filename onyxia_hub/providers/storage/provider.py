@@ -20,6 +20,7 @@ user-server package `onyxia-storage` (extensions/onyxia-storage): see docs/stora
 from __future__ import annotations
 
 import asyncio
+from dataclasses import fields
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
@@ -77,148 +78,237 @@ def environment(
     return public, secret
 
 
+_DEFAULT = StorageSettings()  # every default below is the settings' own
+
+
 class StorageProvider(PlanProvider):
-    """Per-user S3 credentials in every launch; see the module docstring."""
+    """Per-user S3 credentials in every launch; see the module docstring.
+
+    Its settings are `StorageSettings`' fields, one trait each (same name, same default),
+    plus what only the hub uses (`kernel_refresh`, `revoke_interval`, the cache's
+    `db_url` and `key_file`). The hub hands the settings to the portal as JSON
+    (`portal_environment`), so that both issue and cache credentials the same way.
+    """
 
     kind = CaselessStrEnum(
         ["sts", "accesskeys", "static"],
-        default_value="accesskeys",
+        default_value=_DEFAULT.kind,
         help="""
         How credentials are obtained:
 
         - `sts`: MinIO STS `AssumeRoleWithWebIdentity` with the user's OIDC access token
           (auth_state of `OnyxiaOIDCAuthenticator`); MinIO's policy confines them to
-          `user-${jwt:preferred_username}`. Production.
+          `user-${jwt:preferred_username}`. Production (helm_values/jupyterhub.yaml).
+          Needs `sts_duration`, `sts_min_token_seconds`, and the refresh hook of
+          docs/storage.md so that access tokens are not about to expire.
         - `accesskeys` (default): per-user keys with a policy confined to the user's
           bucket, made with the store's admin API (`admin_api`) and the admin keys of
           `credentials_file`. Stores without OIDC, and the embedded store.
         - `static`: the one key pair of `credentials_file`, shared by every user: no
-          user is confined to their bucket. One user, or a read-only dataset.
+          user is confined to their bucket (the hub logs a warning). One user, or a
+          read-only dataset.
+
+            c.StorageProvider.kind = "sts"
         """,
     ).tag(config=True)
 
     endpoint_url = Unicode(
-        "",
-        help="""The S3 endpoint as user servers reach it, with its scheme
-        (`https://minio.example.org`): `AWS_ENDPOINT_URL`, `S3_ENDPOINT`,
-        `AWS_S3_ENDPOINT` and `MC_HOST_s3` come from it. Required.""",
+        _DEFAULT.endpoint_url,
+        help="""
+        The S3 endpoint as user servers reach it, with its scheme. Required.
+
+        Every variable servers get is made from it: `AWS_ENDPOINT_URL` and `S3_ENDPOINT`
+        (the URL), `AWS_S3_ENDPOINT` (host and port, as Onyxia sets it) and `MC_HOST_s3`.
+        The hub and the portal use it too unless `internal_endpoint_url` is set.
+
+            c.StorageProvider.endpoint_url = "https://minio.example.org"
+        """,
     ).tag(config=True)
 
     internal_endpoint_url = Unicode(
-        "",
-        help="""The S3 (and IAM/admin) endpoint as the hub and the portal reach it, when it
-        differs from `endpoint_url` (an in-cluster Service, `http://minio.minio:9000`).
-        Default: `endpoint_url`.""",
+        _DEFAULT.internal_endpoint_url,
+        help="""
+        The S3 endpoint (and the IAM or MinIO admin API) as the hub and the portal reach
+        it, when it differs from what user servers use: an in-cluster Service while
+        servers go through an ingress. Empty (default): `endpoint_url`.
+
+            c.StorageProvider.internal_endpoint_url = "http://minio.minio.svc:9000"
+        """,
     ).tag(config=True)
 
     sts_endpoint_url = Unicode(
-        "",
-        help="MinIO's STS endpoint (kind `sts`). Default: the internal endpoint.",
+        _DEFAULT.sts_endpoint_url,
+        help="""
+        Kind `sts`: MinIO's STS endpoint. MinIO serves STS on its S3 port, so the default
+        (empty) is the internal endpoint (`internal_endpoint_url`, else `endpoint_url`).
+
+            c.StorageProvider.sts_endpoint_url = "http://minio-sts.minio.svc:9000"
+        """,
     ).tag(config=True)
 
     admin_api = CaselessStrEnum(
         ["iam", "minio"],
-        default_value="iam",
-        help="""The admin API of kind `accesskeys`: `iam` (the IAM API: IAM users with an
-        inline policy and up to two access keys each; moto, and stores speaking IAM) or
-        `minio` (`minio.MinioAdmin`: service accounts with the bucket policy and an
-        expiration).""",
+        default_value=_DEFAULT.admin_api,
+        help="""
+        Kind `accesskeys`: the store's admin API.
+
+        - `iam` (default): the AWS IAM API (one IAM user per hub user, an inline policy
+          confined to the bucket, at most two access keys each: the older is deleted when
+          a third is made). moto (the embedded store) and stores speaking IAM.
+        - `minio`: MinIO's admin API (`minio.MinioAdmin`): a service account per key,
+          with the bucket policy and an expiration MinIO enforces itself.
+        """,
     ).tag(config=True)
 
-    region = Unicode("us-east-1", help="`AWS_DEFAULT_REGION` (Onyxia's default).").tag(config=True)
+    region = Unicode(
+        _DEFAULT.region,
+        help="""
+        The region servers are told (`AWS_DEFAULT_REGION`) and the hub signs with.
+        MinIO ignores it unless its own region is set; `us-east-1` (default) is Onyxia's
+        and botocore's default, so most code needs nothing else.
+        """,
+    ).tag(config=True)
 
     path_style = Bool(
-        True,
-        help="""Path-style addressing (`https://host/bucket/key`, MinIO's default):
-        `AWS_PATH_STYLE_ACCESS`.""",
+        _DEFAULT.path_style,
+        help="""
+        Path-style addressing (`https://host/bucket/key`), as MinIO serves by default:
+        `AWS_PATH_STYLE_ACCESS=true` for servers, and the hub's own clients. False for
+        stores that want virtual-hosted buckets (`https://bucket.host/key`, with a
+        wildcard DNS name and certificate).
+        """,
     ).tag(config=True)
 
     bucket_prefix = Unicode(
-        "user-",
-        help="""Users' buckets are `<prefix><username>`, exactly (MinIO's policy names
-        `user-${jwt:preferred_username}`). Usernames that do not make a valid bucket
-        name are refused with a message, never renamed.""",
+        _DEFAULT.bucket_prefix,
+        help="""
+        Each user's bucket is `<prefix><username>`, exactly: MinIO's policy for kind
+        `sts` names `user-${jwt:preferred_username}`, so the two must agree. A username
+        that does not make a valid bucket name (S3's rules: lowercase, 3-63 characters,
+        no `_`) is refused at launch with a message saying why, never renamed (a renamed
+        bucket would not match the policy). Default: `user-`, as on SSP Cloud.
+        """,
     ).tag(config=True)
 
     credentials_file = Unicode(
-        "",
-        help="""A JSON file `{"access_key": ..., "secret_key": ...}`, mode 0600: the admin
-        keys (kind `accesskeys`) or the shared keys (kind `static`). Never the keys
-        themselves in configuration: `onyxia-hub config` prints configuration.""",
+        _DEFAULT.credentials_file,
+        help="""
+        A JSON file `{"access_key": ..., "secret_key": ...}`, mode 0600 (a file others
+        can read is refused): the admin keys (kind `accesskeys`) or the keys every user
+        shares (kind `static`). Unused with `sts`. Keys never go in configuration itself:
+        `onyxia-hub config` prints configuration, and the hub hands it to the portal.
+
+            c.StorageProvider.credentials_file = "/etc/onyxia-hub/s3-admin.json"
+        """,
     ).tag(config=True)
 
     sts_duration = Integer(
-        3600,
-        help="""`DurationSeconds` asked of MinIO's STS (at least 900). MinIO also caps it at
-        the access token's expiry: see docs/storage.md for Keycloak's token lifespans.""",
+        _DEFAULT.sts_duration,
+        help="""
+        Kind `sts`: the `DurationSeconds` asked of MinIO's STS, at least 900 (MinIO
+        refuses less). MinIO also caps it at the access token's expiry: with Keycloak's
+        default 5-minute tokens every set would be refused, hence the refresh hook and
+        the realm settings in docs/storage.md. Default: 3600.
+        """,
     ).tag(config=True)
 
     sts_min_token_seconds = Integer(
-        60,
-        help="""Kind `sts`: an access token with less than this left is renewed with the
-        user's refresh token before it is handed to STS (and refused if it cannot be).""",
+        _DEFAULT.sts_min_token_seconds,
+        help="""
+        Kind `sts`: an access token with less than this many seconds left is renewed
+        through the authenticator (the user's refresh token) before it goes to STS; a
+        launch whose token cannot be renewed is refused with a message. Default: 60.
+        """,
     ).tag(config=True)
 
     key_lifetime = Integer(
-        7 * 86400,
-        help="""Kind `accesskeys`: how long a key is valid, in seconds (7 days). Keys are
-        replaced after `reuse_fraction` of it; MinIO expires them itself, IAM keys are
-        deleted when the second key after them is made.""",
+        _DEFAULT.key_lifetime,
+        help="""
+        Kind `accesskeys`: how long a user's key is valid, in seconds. A new key is made
+        after `reuse_fraction` of it; MinIO expires service accounts itself, IAM keys are
+        deleted when the second key after them is made. Default: 7 days (604800).
+        """,
     ).tag(config=True)
 
     reuse_fraction = Float(
-        0.5,
-        help="""Cached credentials are reused until this fraction of their lifetime has
-        passed, then a new set is issued (at most 0.5 with access keys). 0.5 of STS's
-        3600 s: a new set every 30 minutes per active user at most, whatever the number
-        of launches and refreshes.""",
+        _DEFAULT.reuse_fraction,
+        help="""
+        Cached credentials are reused until this fraction of their lifetime has passed,
+        then a new set is issued; servers holding the previous set keep it until it
+        expires. At most 0.5 with access keys (IAM keeps two keys per user). Default 0.5:
+        with STS's 3600 s, one new set every 30 minutes per active user at most, however
+        many launches and refreshes there are.
+        """,
     ).tag(config=True)
 
     timeout = Float(
-        10.0,
-        help="""Seconds to wait for the store (STS, admin API, bucket check) before the
-        launch fails with a message (or starts without storage when `required` is
-        False).""",
+        _DEFAULT.timeout,
+        help="""
+        Seconds each request to the store (STS, admin API, bucket check) may take. A
+        store that does not answer fails the launch with a message after about twice
+        this (or starts the server without storage when `required` is False). Default: 10.
+        """,
     ).tag(config=True)
 
     store_id = Unicode(
-        "",
-        help="""Identifies the store's current state: cached credentials of another
-        `store_id` are not used. The embedded moto store gets a new one at each start
-        (its keys die with it).""",
+        _DEFAULT.store_id,
+        help="""
+        Identifies the store's current state: cached credentials issued under another
+        `store_id` are not used, and new ones are issued. Change it when a store was
+        reset (its keys are gone). The embedded moto store gets a new one at each start.
+        Default: empty.
+        """,
     ).tag(config=True)
 
     data_lost_at_stop = Bool(
-        False,
-        help="Say on My storage that the store keeps data in memory only (embedded moto).",
+        _DEFAULT.data_lost_at_stop,
+        help="""
+        Say on My storage, in red, that the store keeps everything in memory and loses it
+        at stop. Set by `onyxia-hub up` for its moto store; never for a real one.
+        """,
     ).tag(config=True)
 
     credentials_url = Unicode(
-        "",
-        help="""Where user servers ask for fresh credentials: the portal's
-        `api/storage/credentials`, as servers reach it (embedded:
-        `http://127.0.0.1:<portal port>/services/portal/api/storage/credentials`).
-        Empty: no refresh; servers keep the credentials of their launch.""",
+        _DEFAULT.credentials_url,
+        help="""
+        Where user servers ask for fresh credentials: the portal's
+        `api/storage/credentials`, as servers reach it. Servers ask with their own token;
+        Python kernels refresh by themselves (`kernel_refresh`). Empty (default): no
+        refresh; servers keep the credentials of their launch until they expire.
+
+            c.StorageProvider.credentials_url = (
+                "https://datalab.example.org/services/portal/api/storage/credentials"
+            )
+        """,
     ).tag(config=True)
 
     kernel_refresh = Bool(
         True,
-        help="""Give Python kernels refreshing credentials (`ONYXIA_STORAGE_KERNEL_REFRESH=1`
-        for the kernel provisioner of extensions/onyxia-storage, which selects itself in
-        the environments it is installed in; images without it ignore the variable and
-        their kernels keep the launch's). False: kernels keep the variables of the launch,
-        as in Onyxia.""",
+        help="""
+        Give Python kernels refreshing credentials: `ONYXIA_STORAGE_KERNEL_REFRESH=1` asks
+        the kernel provisioner of extensions/onyxia-storage (it selects itself where it
+        is installed; images without it ignore the variable) to start kernels with a
+        `credential_process` profile instead of the launch's static keys. Needs
+        `credentials_url`. False: kernels keep the variables of the launch, as in Onyxia.
+        """,
     ).tag(config=True)
 
-    ensure_bucket = Bool(True, help="Create the user's bucket at launch when it is missing.").tag(
-        config=True
-    )
+    ensure_bucket = Bool(
+        _DEFAULT.ensure_bucket,
+        help="""
+        Create the user's bucket at launch when it is missing (checked once per process
+        and user). False when buckets are made elsewhere (by the store's operators, or by
+        a MinIO policy the users' keys could not satisfy).
+        """,
+    ).tag(config=True)
 
     revoke_interval = Float(
         60.0,
-        help="""Seconds between two sweeps of the portal that revoke the credentials of
-        users the hub no longer has (deleted) or whose local account was disapproved
-        (`PortalApp.storage_sweep_interval`, handed to the portal). 0: no sweep.""",
+        help="""
+        Seconds between two sweeps of the portal that revoke the credentials of users the
+        hub no longer has (deleted) or whose local account was disapproved (handed to the
+        portal as `PortalApp.storage_sweep_interval`). 0: no sweep. Default: 60.
+        """,
     ).tag(config=True)
 
     db_url = Unicode(
@@ -264,26 +354,8 @@ class StorageProvider(PlanProvider):
         return service_environment(self.config, PORTAL_STORE.name)
 
     def settings(self) -> StorageSettings:
-        return StorageSettings(
-            kind=self.kind,
-            endpoint_url=self.endpoint_url,
-            internal_endpoint_url=self.internal_endpoint_url,
-            sts_endpoint_url=self.sts_endpoint_url,
-            admin_api=self.admin_api,
-            region=self.region,
-            path_style=self.path_style,
-            bucket_prefix=self.bucket_prefix,
-            credentials_file=self.credentials_file,
-            sts_duration=self.sts_duration,
-            sts_min_token_seconds=self.sts_min_token_seconds,
-            key_lifetime=self.key_lifetime,
-            reuse_fraction=self.reuse_fraction,
-            timeout=self.timeout,
-            store_id=self.store_id,
-            data_lost_at_stop=self.data_lost_at_stop,
-            credentials_url=self.credentials_url,
-            ensure_bucket=self.ensure_bucket,
-        )
+        """The settings, from the traits of the same names."""
+        return StorageSettings(**{f.name: getattr(self, f.name) for f in fields(StorageSettings)})
 
     def service(self) -> CredentialService:
         settings = self.settings()
