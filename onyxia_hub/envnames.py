@@ -4,7 +4,7 @@ A hub-managed service gets only the environment its entry in `c.JupyterHub.servi
 gives it (plus JupyterHub's own `JUPYTERHUB_*`). Onyxia Hub's services read their settings
 from variables named `ONYXIA_<SERVICE>_<SETTING>`; `ServiceVariables("portal").db_url` is
 `ONYXIA_PORTAL_DB_URL`. The hub's providers read the same variables to find a service's
-store (`onyxia_hub.db.open`), which is why the names live here and not in a service.
+store (`onyxia_hub.db.stores`), which is why the names live here and not in a service.
 
 | variable                        | what                                                    |
 |---------------------------------|---------------------------------------------------------|

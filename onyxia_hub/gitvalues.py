@@ -1,7 +1,7 @@
 """The rules for git values everywhere in the hub: repository URLs and branch names.
 
 A launch's `repository` and `branch` options (`choices`), My account's default
-repository and branch (`portal.validate`) and the git provider's settings all go through
+repository and branch (`fields`) and the git provider's settings all go through
 `repository_problem` and `branch_problem`, which say why a value is refused (or None),
 never repeating a URL: it may hold a password. The server-side puller
 (extensions/onyxia-git, `onyxia_git.checks`, which must run without this package) applies

@@ -234,3 +234,35 @@ def test_a_service_that_cannot_open_its_store_says_why_in_one_line(tmp_path, db_
     assert result.returncode == 1
     assert "Cannot start: " in result.stderr and expected in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and "pw-in-url" not in result.stderr
+
+
+def test_a_service_without_a_database_says_so_in_one_line():
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ONYXIA_PORTAL_")}
+    environment["ONYXIA_PORTAL_CRYPT_KEY"] = DUMP_KEY
+    for args in ([], ["--upgrade-db-only"]):  # never a database of its own making
+        result = subprocess.run(
+            [sys.executable, "-m", "onyxia_hub.portal", *args],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1, result.stderr
+        assert "no database for the portal's store: set $ONYXIA_PORTAL_DB_URL" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+async def test_a_provider_told_no_database_reads_none(tmp_path, caplog):
+    """`c.GitProvider.db_url = ""` switches My account off even where the portal service
+    names a store; a store that cannot be read leaves the launch going, its URL logged."""
+    config = Config()
+    config.JupyterHub.services.append(  # only appended: the hub's list is not seen here
+        {"name": "portal", "environment": {"ONYXIA_PORTAL_DB_URL": f"sqlite:///{tmp_path}/x"}}
+    )
+    assert GitProvider(config=config).db_url == f"sqlite:///{tmp_path}/x"
+    config.GitProvider.db_url = ""
+    git = GitProvider(config=config)
+    assert git._store() is None and git._read_account("ann").token is None
+    broken = GitProvider(config=Config({"GitProvider": {"db_url": f"sqlite:///{tmp_path}/y"}}))
+    assert broken._read_account("ann").name is None  # no tables: logged, not raised
+    assert f"not read from sqlite:///{tmp_path}/y" in caplog.text

@@ -1,6 +1,6 @@
 """Encryption of a store's secret fields (personal access tokens, S3 keys) with Fernet.
 
-Each store has keys of its own (`onyxia_hub.db.open`): a service given one store's keys
+Each store has keys of its own (`onyxia_hub.db.stores`): a service given one store's keys
 cannot read another's secrets. Keys come from a file (one per line) or from the store's
 `ONYXIA_<SERVICE>_CRYPT_KEY` variable (several separated by `;`, as
 `$JUPYTERHUB_CRYPT_KEY`). Each key is either a Fernet key (44 characters of

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 T = TypeVar("T")
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT_MS = 10_000  # transactions here last milliseconds
 
 
 WRITE_OPTION = "onyxia_write"  # execution option of `writing` engines

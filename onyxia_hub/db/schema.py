@@ -13,6 +13,9 @@ is at head (`Schema.check`) and refuses to start otherwise, with a message sayin
 upgrade: it never changes a schema by surprise. By hand, e.g. before a downgrade:
 
     ONYXIA_PORTAL_DB_URL=postgresql+psycopg://... python -m onyxia_hub.portal --upgrade-db-only
+
+A new store is migrated by the hub once it is listed with the others: `hub_stores()` in
+`onyxia_hub/embedded/up.py`, and the Helm values' hub configuration.
 """
 
 from __future__ import annotations
@@ -109,7 +112,9 @@ class Schema:
                 f"is at revision {current}, which this version of Onyxia Hub does not know "
                 f"(it needs {head}): a newer version made it"
             )
+        variable = f"ONYXIA_{self.name.upper()}_DB_URL"
         raise SchemaError(
             f"the {self.name} store {where} {state}. The hub upgrades it when it starts; "
-            f"to do it by hand: python -m onyxia_hub.{self.name} --upgrade-db-only"
+            f"to do it by hand, run the service's command with --upgrade-db-only and "
+            f"{variable}={where} (its password through the environment)"
         )

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
+from traitlets.config import LazyConfigValue
 
 from ..envnames import ServiceVariables
 from .crypto import CryptoError, FieldCrypto, NoKey, keys_from
@@ -53,6 +54,8 @@ def service_environment(config, service: str, environ: Mapping = os.environ) -> 
     environment = dict(environ)
     hub = config.get("JupyterHub") if config else None
     services = hub.get("services", []) if hub else []
+    if isinstance(services, LazyConfigValue):  # a file that only did services.append(...)
+        services = services.get_value([])
     for entry in services if isinstance(services, list) else []:
         if isinstance(entry, Mapping) and entry.get("name") == service:
             environment.update(entry.get("environment") or {})

@@ -102,14 +102,15 @@ class ServiceApp(Application):
         `onyxia_<name>_alembic_version`, so it may share the hub's database. The hub
         migrates it before it starts the service; the service refuses to start on a store
         that is not at its head revision (`--upgrade-db-only` migrates by hand).
-        Default: `$ONYXIA_<NAME>_DB_URL`, else `sqlite:///onyxia-<name>.sqlite` in the
-        working directory. Give a URL with a password through the environment, never on
-        the command line (`ps` shows command lines to every account).""",
+        Default: `$ONYXIA_<NAME>_DB_URL`; required (there is no implicit database: the
+        service would only find it empty and refuse it). Give a URL with a password
+        through the environment, never on the command line (`ps` shows command lines to
+        every account).""",
     ).tag(config=True)
 
     @default("db_url")
     def _db_url_default(self):
-        return os.environ.get(self.variables.db_url, f"sqlite:///onyxia-{self.service_name}.sqlite")
+        return os.environ.get(self.variables.db_url, "")
 
     key_file = Unicode(
         help="""A file holding the keys that encrypt the store's secret fields, one per line,
@@ -278,6 +279,11 @@ class ServiceApp(Application):
 
     def open_db(self) -> StoreHandle:
         """The service's own store, at its head revision (or migrated: --upgrade-db-only)."""
+        if not self.db_url:
+            self.fail(
+                f"no database for the {self.display_name}'s store: set "
+                f"${self.variables.db_url} (or c.{type(self).__name__}.db_url)"
+            )
         try:
             handle = open_store(self.schema, os.environ, db_url=self.db_url, key_file=self.key_file)
         except Exception as e:  # a URL SQLAlchemy cannot read, a driver that is missing

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from tornado import web
 
 from onyxia_hub.db import Schema
+from onyxia_hub.db.engine import writing
 from onyxia_hub.fields import FieldError
 from onyxia_hub.service.app import ServiceApp
 from onyxia_hub.service.handlers import PageHandler
@@ -35,7 +36,7 @@ class HomePage(PageHandler):
         if len(note) > 100:
             raise FieldError("note", "at most 100 characters")
         sealed = self.app.db.crypto.encrypt(self.user, note)
-        with self.app.db.engine.begin() as db:
+        with writing(self.app.db.engine).begin() as db:  # a writer locks first
             db.execute(text("DELETE FROM whoami_notes WHERE username = :u"), {"u": self.user})
             db.execute(
                 text("INSERT INTO whoami_notes VALUES (:u, :n)"), {"u": self.user, "n": sealed}

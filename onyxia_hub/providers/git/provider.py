@@ -46,7 +46,7 @@ class GitProvider(PlanProvider):
         allow_none=True,
         help="""
         The portal's store (My account settings), as an SQLAlchemy URL: the same database
-        the portal uses (`PortalApp.db_url`). Read only; the portal creates and migrates it.
+        the portal uses (`PortalApp.db_url`). Read only; the hub migrates it before it starts.
 
         Default: `ONYXIA_PORTAL_DB_URL` from the environment of the hub's `portal` service
         (`c.JupyterHub.services`), else from the hub's own environment; None when neither
@@ -178,9 +178,9 @@ class GitProvider(PlanProvider):
         return service_environment(self.config, PORTAL_STORE.name)
 
     def _store(self) -> Store | None:
-        handle = open_for_hub(PORTAL_STORE, self.config, db_url=self.db_url, key_file=self.key_file)
-        if handle is None:
+        if not self.db_url:  # None or "": My account is not read (its default found none)
             return None
+        handle = open_for_hub(PORTAL_STORE, self.config, db_url=self.db_url, key_file=self.key_file)
         if handle.key_problem and handle not in _WARNED:
             _WARNED.add(handle)
             self.log.warning("Git tokens will not be delivered: %s", handle.key_problem)

@@ -359,7 +359,11 @@ class StorageProvider(PlanProvider):
 
     def service(self) -> CredentialService:
         settings = self.settings()
-        handle = open_for_hub(PORTAL_STORE, self.config, db_url=self.db_url, key_file=self.key_file)
+        handle = None
+        if self.db_url:  # None or "": no cache, said at each launch
+            handle = open_for_hub(
+                PORTAL_STORE, self.config, db_url=self.db_url, key_file=self.key_file
+            )
         if handle is None:
             raise StorageError("the storage credentials cache has no database (db_url)")
         if handle.key_problem:
