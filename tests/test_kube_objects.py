@@ -21,7 +21,7 @@ from traitlets import TraitError
 
 from onyxia_hub.catalog.loader import default_catalog_path, load_catalog
 from onyxia_hub.catalog.model import frozen_map
-from onyxia_hub.plan import GpuRequest, LaunchPlan, PlanFile, Requirements, Resources
+from onyxia_hub.plan import GpuRequest, PlanFile
 from onyxia_hub.quotas import LEDGER
 from onyxia_hub.spawners.base import OnyxiaSpawnerMixin
 from onyxia_hub.spawners.k8s_objects import (
@@ -33,6 +33,7 @@ from onyxia_hub.spawners.k8s_objects import (
     split_environment,
 )
 from tests.helpers.k8s_double import PLANTED, S3_KEY_ID, make_spawner
+from tests.helpers.plans import a_plan
 from tests.helpers.secrets import SecretScanner
 
 CATALOG = load_catalog([default_catalog_path()])
@@ -56,29 +57,6 @@ def assert_valid(obj: dict) -> None:
         path = ".".join(str(p) for p in e.caught.absolute_path)
         message = SCANNER.redact(e.caught.message)
         raise AssertionError(f"{obj['kind']} invalid at {path}: {message}") from None
-
-
-def a_plan(**changes) -> LaunchPlan:
-    fields = dict(
-        username="alice",
-        server_name="",
-        service="jupyter-python",
-        service_display_name="Jupyter Python",
-        version="2026.08",
-        image="quay.io/jupyter/scipy-notebook:2026-08-03",
-        command=None,
-        default_url="/lab",
-        requires=Requirements(),
-        resources=Resources(1.0, 1.0, 2 * GIB, 2 * GIB),
-        gpu=None,
-        environment=frozen_map({"LANG": "C.UTF-8"}),
-        local_environment=frozen_map(),
-        secret_environment=frozen_map(),
-        files=(),
-        repository=None,
-    )
-    fields.update(changes)
-    return LaunchPlan(**fields)
 
 
 A100 = GpuRequest(

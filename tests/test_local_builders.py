@@ -15,11 +15,12 @@ from subprocess import DEVNULL
 import pytest
 
 from onyxia_hub.catalog.model import frozen_map
-from onyxia_hub.plan import LaunchPlan, PlanFile, Requirements, Resources
+from onyxia_hub.plan import LaunchPlan, PlanFile, Resources
 from onyxia_hub.quantities import human_memory
 from onyxia_hub.quotas import LEDGER, Claim
 from onyxia_hub.spawners import environment
 from onyxia_hub.spawners.local import builders, enter
+from tests.helpers import plans
 
 GIB = 1024**3
 MIB = 1024**2
@@ -28,26 +29,14 @@ HUB_ENV = {"JUPYTERHUB_API_TOKEN": "hub-token", "LANG": "C.UTF-8", "HOME": "/hom
 
 
 def a_plan(**changes) -> LaunchPlan:
+    """tests/helpers/plans.py's plan, with a variable of each kind."""
     fields = dict(
-        username="alice",
-        server_name="",
-        service="jupyter-python",
-        service_display_name="Jupyter Python",
-        version="2026.08",
-        image="quay.io/jupyter/scipy-notebook:2026-08-03",
-        command=None,
-        default_url="/lab",
-        requires=Requirements(),
-        resources=Resources(1.0, 1.0, 2 * GIB, 2 * GIB),
-        gpu=None,
         environment=frozen_map({"LANG": "fr_FR.UTF-8", "AWS_DEFAULT_REGION": "us-east-1"}),
         local_environment=frozen_map({"SPARK_LOCAL_IP": "127.0.0.1"}),
         secret_environment=frozen_map({"AWS_SECRET_ACCESS_KEY": "s3-secret"}),
-        files=(),
-        repository=None,
     )
     fields.update(changes)
-    return LaunchPlan(**fields)
+    return plans.a_plan(**fields)
 
 
 SECRET_FILE = PlanFile("git/token", "glpat-x", 0o600, secret=True)
