@@ -99,6 +99,7 @@ class LaunchPlan:
     service_display_name: str
     version: str
     image: str
+    software: str  # one-machine mode: the environment it runs in (environments/<name>/)
     command: tuple[str, ...] | None  # one-machine mode; None: JupyterHub's single-user server
     default_url: str
     requires: Requirements
@@ -188,6 +189,7 @@ def build_plan(
         service_display_name=service.display_name,
         version=version.name,
         image=version.image,
+        software=service.local.software,
         command=service.local.command,
         default_url=service.local.default_url,
         requires=service.local.requires,

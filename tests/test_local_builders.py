@@ -8,7 +8,9 @@ the mixin for both adapters; and the one memory formatter.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from subprocess import DEVNULL
 
@@ -19,7 +21,8 @@ from onyxia_hub.plan import LaunchPlan, PlanFile, Resources
 from onyxia_hub.quantities import human_memory
 from onyxia_hub.quotas import LEDGER, Claim
 from onyxia_hub.spawners import environment
-from onyxia_hub.spawners.local import builders, enter
+from onyxia_hub.spawners.local import builders, enter, software
+from onyxia_hub.spawners.local.software import Software
 from tests.helpers import plans
 
 GIB = 1024**3
@@ -126,13 +129,65 @@ def test_no_gpu_means_an_empty_device_list_whatever_the_machine_has():
     assert env["CUDA_VISIBLE_DEVICES"] == env["NVIDIA_VISIBLE_DEVICES"] == ""
 
 
-def test_the_command():
-    assert builders.server_argv(a_plan(), ["jupyterhub-singleuser"], ["--port=8888"]) == [
-        "jupyterhub-singleuser",
-        "--port=8888",
-    ]
+PYSPARK = Software("pyspark", ("/envs/pyspark", "/envs/python"), "3.11")
+
+
+def test_the_command_is_the_environments_server_without_user_site_packages():
+    default = ["jupyterhub-singleuser"]
+    assert builders.server_argv(a_plan(), PYSPARK, default, ["--port=8888"]) == [
+        "/envs/pyspark/bin/python", "-s", "-m", "jupyterhub.singleuser", "--port=8888",
+    ]  # fmt: skip
     r_plan = a_plan(command=("R", "--no-save"))
-    assert builders.server_argv(r_plan, ["jupyterhub-singleuser"], []) == ["R", "--no-save"]
+    assert builders.server_argv(r_plan, PYSPARK, default, []) == ["R", "--no-save"]
+    # an operator's own c.Spawner.cmd is run as given
+    assert builders.server_argv(a_plan(), PYSPARK, ["/opt/lab/bin/serve"], []) == [
+        "/opt/lab/bin/serve"
+    ]
+
+
+def test_an_environment_and_its_base_come_before_the_users_programs_and_the_system():
+    assert software.server_path(PYSPARK, "/homes/alice") == (
+        "/envs/pyspark/bin:/envs/python/bin:/homes/alice/.local/bin:/usr/local/bin:/usr/bin:/bin"
+    )
+    assert PYSPARK.site_packages == (
+        "/envs/pyspark/lib/python3.11/site-packages",
+        "/envs/python/lib/python3.11/site-packages",
+    )
+    assert PYSPARK.user_site("/homes/alice") == "/homes/alice/.local/lib/python3.11/site-packages"
+
+
+def describe(envs, env_name, **fields):
+    (envs / env_name).mkdir(parents=True)
+    (envs / env_name / software.DESCRIPTION).write_text(json.dumps(fields))
+
+
+def test_an_environment_is_found_with_its_bases(tmp_path):
+    describe(tmp_path, "python", base=None, python="3.11")
+    describe(tmp_path, "pyspark", base="python", python="3.11")
+    found = software.find(str(tmp_path), "pyspark")
+    assert found == Software(
+        "pyspark", (str(tmp_path / "pyspark"), str(tmp_path / "python")), "3.11"
+    )
+
+
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ({}, "the pyspark environment is not built"),
+        ({"pyspark": {"base": "python", "python": "3.11"}}, "the python environment is not built"),
+        ({"pyspark": {"base": "pyspark", "python": "3.11"}}, "bases loop"),
+        ({"pyspark": {"python": 3}}, "onyxia-environment.json is not valid"),
+        (
+            {"pyspark": {"base": "python", "python": "3.11"}, "python": {"python": "3.12"}},
+            "(Python 3.11) is built on python, which has Python 3.12",
+        ),
+    ],
+)
+def test_a_missing_or_broken_environment_is_named(tmp_path, layout, message):
+    for name, fields in layout.items():
+        describe(tmp_path, name, **fields)
+    with pytest.raises(software.SoftwareMissing, match=re.escape(message)):
+        software.find(str(tmp_path), "pyspark")
 
 
 @pytest.mark.parametrize(

@@ -37,10 +37,12 @@ class Requirements:
 class LocalMode:
     """How the service runs on one machine (OnyxiaLocalSpawner).
 
-    `command` None means JupyterHub's single-user server (JupyterLab); `default_url` is
-    where users land (`/lab`, `/rstudio/`, `/vscode/`...).
+    `software` names the environment it runs in (`environments/<name>/`, built by
+    `scripts/setup`); `command` None means that environment's JupyterHub single-user
+    server (JupyterLab); `default_url` is where users land (`/lab`, `/vscode/`...).
     """
 
+    software: str = "python"
     command: tuple[str, ...] | None = None
     default_url: str = "/lab"
     requires: Requirements = field(default_factory=Requirements)

@@ -53,6 +53,7 @@ MAX_GPUS = 16
 
 SERVICE_NAME = re.compile(r"[a-z][a-z0-9-]{0,38}[a-z0-9]")
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SOFTWARE_NAME = re.compile(r"[a-z](?:[a-z0-9-]{0,38}[a-z0-9])?")
 GPU_TYPE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 EXECUTABLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
@@ -397,12 +398,24 @@ def _reserved(name: str) -> str | None:
 
 
 def _local(c: Checker, value, field: str):
-    """How the service runs on one machine: command, landing URL, environment, needs."""
+    """How the service runs on one machine: software, command, landing URL, variables, needs."""
     before = len(c.issues)
-    spec = c.mapping(value, field, optional=("command", "default_url", "environment", "requires"))
+    spec = c.mapping(
+        value,
+        field,
+        optional=("software", "command", "default_url", "environment", "requires"),
+    )
     if spec is None:
         return None
     fields = {}
+    if spec.get("software") is not None:
+        fields["software"] = c.string(
+            spec["software"],
+            f"{field}.software",
+            max_length=40,
+            pattern=SOFTWARE_NAME,
+            rule="an environment name (a directory of environments/: python, pyspark, r)",
+        )
     if spec.get("command") is not None:
         fields["command"] = _command(c, spec["command"], f"{field}.command")
     if spec.get("default_url") is not None:

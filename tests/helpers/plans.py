@@ -17,6 +17,7 @@ def a_plan(**changes) -> LaunchPlan:
         service_display_name="Jupyter Python",
         version="2026.08",
         image="quay.io/jupyter/scipy-notebook:2026-08-03",
+        software="python",
         command=None,
         default_url="/lab",
         requires=Requirements(),

@@ -10,7 +10,8 @@ with `k8s_objects.py`. Each is tested against literal values in
 - `server_environment`: the mixin's layers (`environment.assemble`, with the service's
   `local.environment`), then what only this adapter adds: the process tag, the runtime
   directory, the GPUs the server holds;
-- `server_argv`, `launch_command`: what runs, and through which launcher (`enter.py`:
+- `server_argv`, `launch_command`: what runs (in the service's environment, `software`),
+  and through which launcher (`enter.py`:
   join the cgroup, drop root) when there is a cgroup or an account to become;
 - `limits_summary`: the limits in the words of the progress page;
 - `popen_options`: how the process starts (new session, closed stdin, umask 077, home).
@@ -29,6 +30,7 @@ from ...quantities import format_cpu, human_memory
 from ..environment import assemble
 from . import enter
 from .processes import TAG
+from .software import Software
 
 GPU_VARIABLES = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
 RUNTIME_VARIABLES = ("JUPYTER_RUNTIME_DIR", "XDG_RUNTIME_DIR")
@@ -83,10 +85,20 @@ def server_environment(
     return env
 
 
-def server_argv(plan: LaunchPlan, default_cmd: Sequence[str], args: Sequence[str]) -> list[str]:
-    """The service's command (catalog `local.command`), else JupyterHub's single-user
-    server, with the spawner's arguments."""
-    return [*(plan.command or default_cmd), *args]
+def server_argv(
+    plan: LaunchPlan, software: Software, cmd: Sequence[str], args: Sequence[str]
+) -> list[str]:
+    """The service's command (catalog `local.command`), else the spawner's `cmd`, with
+    the spawner's arguments. `cmd` left at JupyterHub's default (`jupyterhub-singleuser`)
+    is the single-user server of the service's environment, without user site-packages
+    (`Software.server_command`)."""
+    if plan.command:
+        command = plan.command
+    elif list(cmd) == ["jupyterhub-singleuser"]:
+        command = software.server_command
+    else:
+        command = cmd
+    return [*command, *args]
 
 
 def launch_command(

@@ -14,7 +14,9 @@ For each server it
   dead after a hub crash, ends kernels and background jobs too;
 - writes the server's output to its own log file.
 
-A service whose programs, kernels, Python modules or GPUs are missing here is shown as
+Each server runs in the software environment its catalog service names (`software`;
+`environments/`, built by `scripts/setup`), never in the hub's own. A service whose
+environment, programs, kernels, Python modules or GPUs are missing here is shown as
 unavailable on the spawn page, with what is missing.
 """
 
@@ -39,7 +41,7 @@ from ...choices import ChoiceError
 from ...embedded.state import default_state_dir
 from ...quantities import human_memory
 from ..base import OnyxiaSpawnerMixin
-from . import availability, builders
+from . import availability, builders, software
 from .accounts import AccountError, Accounts, safe_name
 from .gpus import GpuError, NoGpuFree
 from .homefiles import UnsafeHomePath, write_home_file
@@ -160,6 +162,25 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
         suffix = "" if os.geteuid() == 0 else f"-{os.geteuid()}"
         return os.path.join(base, f"onyxia-hub{suffix}")
 
+    environments_dir = Unicode(
+        help="""
+        Directory holding the software environments user servers run in, one per
+        directory of the repository's `environments/` (`<environments_dir>/python`,
+        `.../pyspark`), each built by `scripts/setup` from its lock file.
+
+        A catalog service names its environment in `local.software`; a service whose
+        environment is not built here is shown as unavailable, with the command that
+        builds it. Default: `.envs` beside the hub's own environment (`.venv`), where
+        `scripts/setup` puts them.
+
+            c.OnyxiaLocalSpawner.environments_dir = "/opt/onyxia-hub/envs"
+        """,
+    ).tag(config=True)
+
+    @default("environments_dir")
+    def _environments_dir_default(self):
+        return str(Path(sys.prefix).parent / ".envs")
+
     server_id = Unicode("", help="Tag of the running server's processes (state).")
 
     @default("interrupt_timeout")
@@ -172,8 +193,8 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
 
     @default("cmd")
     def _cmd_default(self):
-        singleuser = Path(sys.prefix) / "bin" / "jupyterhub-singleuser"
-        return [str(singleuser) if singleuser.exists() else "jupyterhub-singleuser"]
+        # JupyterHub's default, run from the service's environment (builders.server_argv)
+        return ["jupyterhub-singleuser"]
 
     @default("default_url")
     def _default_url_default(self):
@@ -182,6 +203,7 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._account = None
+        self._software: software.Software | None = None
         self._gpus: tuple[str, ...] = ()
         self._memory_limit = 0
 
@@ -205,11 +227,9 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
             )
         return _ACCOUNTS[key]
 
-    @property
-    def _server_path(self) -> str:
-        return os.pathsep.join(
-            [str(Path(sys.prefix) / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]
-        )
+    def software(self, name: str) -> software.Software:
+        """The environment `name`, as built here (SoftwareMissing if it is not)."""
+        return software.find(self.environments_dir, name)
 
     @property
     def _gpu_key(self) -> str:
@@ -221,12 +241,17 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
             requires = dataclasses.replace(
                 requires, executables=(service.local.command[0], *requires.executables)
             )
+        try:
+            env = self.software(service.local.software)
+        except software.SoftwareMissing as e:
+            return f"needs {e}: {_build_hint(service.local.software)}"
         gpus_needed = 0
         if service.gpu is not None and 0 not in service.gpu.counts:
             gpus_needed = min(service.gpu.counts)
         missing = availability.missing(
             requires,
-            path=self._server_path,
+            software=env,
+            path=os.pathsep.join((*env.bin_dirs, *software.SYSTEM_PATH)),
             gpus_needed=gpus_needed,
             gpus_total=self.machine.gpus.total,
         )
@@ -238,7 +263,7 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
         env["HOME"] = str(account.home)
         env["SHELL"] = self.accounts.shell
         env.setdefault("LANG", "C.UTF-8")
-        env["PATH"] = self._server_path
+        env["PATH"] = software.server_path(self._software, str(account.home))
         return env
 
     # -- state -------------------------------------------------------------------------
@@ -283,6 +308,15 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
                 "set c.OnyxiaLocalSpawner.isolation = 'none' or run the hub as root"
             )
         plan = await self.make_plan()
+        try:
+            self._software = self.software(plan.software)
+        except software.SoftwareMissing as e:
+            raise ChoiceError(
+                f"{plan.service_display_name} cannot start here: it needs {e} "
+                f"({_build_hint(plan.software)})",
+                status_code=409,
+                reason="unavailable",
+            ) from None
         self.server_id = secrets.token_hex(12)
         try:
             return await self._realise(plan)
@@ -328,7 +362,7 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
             secrets_dir=secrets_dir,
             gpus=self._gpus,
         )
-        argv = builders.server_argv(plan, self.cmd, self.get_args())
+        argv = builders.server_argv(plan, self._software, self.cmd, self.get_args())
 
         self.emit(35, f"Setting your limits ({builders.limits_summary(resources)})")
         procs_files = None
@@ -471,6 +505,11 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
             path.replace(path.with_suffix(".log.1"))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         return os.fdopen(fd, "ab")
+
+
+def _build_hint(name: str) -> str:
+    """How an operator builds environment `name` (scripts/setup, docs/environments.md)."""
+    return f"scripts/setup --with {name} builds it"
 
 
 __all__ = ["OnyxiaLocalSpawner"]
