@@ -795,7 +795,7 @@ def test_the_user_server_image_installs_what_servers_run():
     their entry points checked at build time."""
     text = (ROOT / "images" / "singleuser" / "Dockerfile").read_text()
     for package in ("extensions/onyxia-git", "extensions/onyxia-storage"):
-        assert f"/tmp/onyxia-hub/{package.split('/')[1]}" in text
+        assert f"/tmp/onyxia-hub/{package}" in text
     for command in ("onyxia-git-pull", "git-credential-onyxia", "onyxia-storage-credentials"):
         assert command in text
     # the base images it is built over are the catalog's (the guide's build loop uses them)
@@ -803,6 +803,24 @@ def test_the_user_server_image_installs_what_servers_run():
     images = {v["image"] for p in (ROOT / "profiles").glob("*.yaml") if not p.name.startswith("_")
               for v in yaml.safe_load(p.read_text())["versions"]}  # fmt: skip
     assert base in images
+
+
+def test_the_images_and_the_catalog_stay_in_step_with_the_environments():
+    """Each catalog service's environment exists, with a lock file the user-server image
+    installs (with its base's), so a pod gets what a server on one machine gets."""
+    text = (ROOT / "images" / "singleuser" / "Dockerfile").read_text()
+    assert "environments/${env}/requirements.lock" in text and "for env in ${base}" in text
+    assert "environments/python/prefix/etc/jupyter/jupyter_server_config.json" in text
+    for profile in (ROOT / "profiles").glob("*.yaml"):
+        if profile.name.startswith("_"):
+            continue
+        software = yaml.safe_load(profile.read_text())["local"]["software"]
+        lock = ROOT / "environments" / software / "requirements.lock"
+        assert lock.is_file(), f"{profile.name}: environments/{software}/ has no lock file"
+    # every package the python lock names is pinned, so image and machine get one version
+    for line in (ROOT / "environments" / "python" / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith(("#", "./extensions/")):
+            assert re.fullmatch(r"[A-Za-z0-9_.-]+==[A-Za-z0-9_.+!-]+", line), line
 
 
 def test_the_portal_runs_in_the_hub_pod_with_narrow_scopes(values, monkeypatch):

@@ -257,9 +257,11 @@ def test_my_storage_page_and_banner(shub, users):
     page = r.text
     env = server_env("alice")
     for expected in (env["AWS_ENDPOINT_URL"], "user-alice", "lost when Onyxia Hub stops",
-                     "boto3", "s3fs", "pandas", "mc ls s3/user-alice", "rclone", "aws.s3", "DuckDB",
+                     "boto3", "s3fs", "pandas", "rclone ls s3:user-alice", "DuckDB",
                      "Credentials expire"):  # fmt: skip
         assert expected in page, expected
+    # only tools the servers have (environments/python): no mc, no R S3 package
+    assert "mc ls" not in page and "aws.s3" not in page
     info = users["alice"].get("/services/portal/api/storage",
                               headers={"X-XSRFToken": "x"}).json()  # fmt: skip
     assert info["bucket"] == "user-alice" and info["data_lost_at_stop"] is True

@@ -57,7 +57,8 @@ def _when(epoch: float | None) -> str | None:
 
 
 def snippets(settings: StorageSettings, bucket: str) -> list[dict]:
-    """Copyable code for each client; secrets only ever through the environment."""
+    """Copyable code for each client the user environments have (environments/python:
+    boto3, s3fs, pandas, rclone, DuckDB); secrets only ever through the environment."""
     endpoint = settings.endpoint_url.rstrip("/")
     host = urlsplit(endpoint).netloc
     region = settings.region
@@ -95,15 +96,6 @@ def snippets(settings: StorageSettings, bucket: str) -> list[dict]:
             ),
         },
         {
-            "id": "mc",
-            "title": "Terminal: mc (MinIO client)",
-            "code": (
-                "# MC_HOST_s3 is set in your server's terminals\n"
-                f"mc ls s3/{bucket}\n"
-                f"mc cp data.csv s3/{bucket}/"
-            ),
-        },
-        {
             "id": "rclone",
             "title": "Terminal: rclone",
             "code": (
@@ -112,18 +104,6 @@ def snippets(settings: StorageSettings, bucket: str) -> list[dict]:
                 f"RCLONE_CONFIG_S3_ENV_AUTH=true\n"
                 f"export RCLONE_CONFIG_S3_ENDPOINT={endpoint} RCLONE_CONFIG_S3_REGION={region}\n"
                 f"rclone ls s3:{bucket}"
-            ),
-        },
-        {
-            "id": "r",
-            "title": "R: arrow and aws.s3",
-            "code": (
-                "library(arrow)\n"
-                f's3 <- s3_bucket("{bucket}", endpoint_override = "{endpoint}", '
-                f'region = "{region}")\n'
-                "s3$ls()\n\n"
-                "library(aws.s3)  # reads AWS_* from the environment\n"
-                f'aws.s3::get_bucket("{bucket}", region = "", use_https = {ssl})'
             ),
         },
         {
