@@ -3,7 +3,8 @@
 Both run side by side in one run, on the same machine, each with Node's
 configurable-http-proxy and a real JupyterLab server per launch:
 
-- baseline: `jupyterhub` with JupyterHub's own `SimpleLocalProcessSpawner`;
+- baseline: `jupyterhub` with JupyterHub's own `SimpleLocalProcessSpawner`, its server
+  the same JupyterLab as Onyxia Hub's (the `python` environment, `.envs/python`);
 - onyxia: `onyxia-hub up` launching the catalog's `jupyter-python` (choice checked,
   quota claimed, plan built, account and home prepared, cgroup limits, launcher).
 
@@ -33,8 +34,10 @@ from pathlib import Path
 import requests
 
 from onyxia_hub.embedded.ports import pick_free_port
+from onyxia_hub.spawners.local.software import default_environments_dir
 
 BIN = Path(sys.prefix) / "bin"
+SERVER_BIN = Path(default_environments_dir()) / "python" / "bin"  # built by scripts/setup
 TOKEN = secrets.token_hex(16)
 SERVICE = f"""
 # appended: Onyxia Hub's own services (the portal) and roles stay
@@ -73,7 +76,7 @@ c.JupyterHub.pid_file = "{root}/baseline.pid"
 c.ConfigurableHTTPProxy.pid_file = "{root}/baseline_proxy.pid"
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = "{root}/baseline-homes/{{username}}"
-c.Spawner.cmd = ["{BIN / "jupyterhub-singleuser"}"]
+c.Spawner.cmd = ["{SERVER_BIN / "jupyterhub-singleuser"}"]
 c.Spawner.default_url = "/lab"
 c.Spawner.args = ["--allow-root"] if {os.geteuid() == 0} else []
 c.JupyterHub.authenticator_class = "dummy"

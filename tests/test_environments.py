@@ -3,6 +3,8 @@ session hub: two users with a Jupyter Python server each, one Jupyter R server.
 
 - what the Jupyter Python card promises imports in a kernel, and pandas writes and reads
   Parquet on the user's own bucket;
+- every snippet My storage shows runs as shown: the Python ones in a kernel, rclone's in
+  a terminal (so no snippet names a tool the servers lack);
 - `python`, `pip` and `jupyter` in a JupyterLab terminal are the kernel's;
 - a wheel the user installs with pip, from a local file, imports in the same kernel, in
   their next kernel and after a server restart, and not in another user's;
@@ -84,6 +86,30 @@ def test_the_promised_stack_imports_and_pandas_uses_the_bucket(admin, servers):
         "s3fs.S3FileSystem().cat(f'{bucket}/first.parquet'))).height)\n",
     )
     assert out.split() == ["True", "5"]
+
+
+PYTHON_SNIPPETS = {"boto3", "s3fs", "pandas", "duckdb"}
+TERMINAL_SNIPPETS = {"rclone"}
+
+
+def test_every_storage_snippet_runs_as_shown(hub, admin, servers, make_user, portal_client):
+    r = portal_client(make_user(ALICE)).api("GET", "storage")
+    assert r.status_code == 200, r.text
+    shown = {s["id"]: s["code"] for s in r.json()["snippets"]}
+    assert set(shown) == PYTHON_SNIPPETS | TERMINAL_SNIPPETS  # a new one must be run here
+    bucket = r.json()["bucket"]
+    prepare = (  # what the snippets read: data.parquet
+        "import boto3, io, pandas as pd\n"
+        "buf = io.BytesIO(); pd.DataFrame({'x': [1, 2, 3]}).to_parquet(buf)\n"
+        f"boto3.client('s3').put_object(Bucket={bucket!r}, Key='data.parquet',"
+        " Body=buf.getvalue())\n"
+    )
+    for name in sorted(PYTHON_SNIPPETS):
+        run(admin, ALICE, prepare + shown[name])  # .check() raises on any error
+    out = run_in_terminal(
+        hub.url, ALICE, admin.new_token(ALICE), shown["rclone"].replace("\n", "\r")
+    )
+    assert "data.parquet" in out and "hello.txt" in out, out
 
 
 def test_python_pip_and_jupyter_in_a_terminal_are_the_kernels(hub, admin, servers):

@@ -152,6 +152,17 @@ def test_unavailable_services_say_what_is_missing(hub, admin, mallory):
         "VS Code Python cannot start here: needs the program code-server."
     )
     mallory.api("DELETE", "/users/mallory/servers/vs", json={"remove": True})
+    # a service whose environment is not built here (tests/profiles/unbuilt.yaml)
+    missing = (
+        "needs the julia environment: it is not built here (scripts/setup --with julia builds it)"
+    )
+    assert f"Unavailable here: {missing}." in unescape(page)
+    r = mallory.api(
+        "POST", "/users/mallory/servers/jl", json={"user_options": {"service": "unbuilt"}}
+    )
+    assert r.status_code == 409
+    assert r.json()["message"] == f"Julia (not built) cannot start here: {missing}."
+    mallory.api("DELETE", "/users/mallory/servers/jl", json={"remove": True})
 
 
 def test_other_groups_services_are_invisible_and_cannot_be_launched(hub, admin, make_user):

@@ -173,13 +173,13 @@ def test_an_environment_is_found_with_its_bases(tmp_path):
 @pytest.mark.parametrize(
     "layout, message",
     [
-        ({}, "the pyspark environment is not built"),
-        ({"pyspark": {"base": "python", "python": "3.11"}}, "the python environment is not built"),
-        ({"pyspark": {"base": "pyspark", "python": "3.11"}}, "bases loop"),
-        ({"pyspark": {"python": 3}}, "onyxia-environment.json is not valid"),
+        ({}, "it is not built here"),
+        ({"pyspark": {"base": "python", "python": "3.11"}}, "its base python is not built here"),
+        ({"pyspark": {"base": "pyspark", "python": "3.11"}}, "its bases loop"),
+        ({"pyspark": {"python": 3}}, "pyspark's onyxia-environment.json is not valid"),
         (
             {"pyspark": {"base": "python", "python": "3.11"}, "python": {"python": "3.12"}},
-            "(Python 3.11) is built on python, which has Python 3.12",
+            "it has Python 3.11 but its base python has Python 3.12",
         ),
     ],
 )

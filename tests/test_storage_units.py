@@ -26,7 +26,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -55,6 +54,7 @@ from onyxia_hub.providers.storage.buckets import bucket_name
 from onyxia_hub.providers.storage.cache import CredentialCache, CredentialRow
 from onyxia_hub.providers.storage.provider import StorageProvider, environment
 from onyxia_hub.providers.storage.service import CredentialService
+from onyxia_hub.spawners.local.software import default_environments_dir
 from tests.helpers.secrets import SecretScanner
 from tests.helpers.sts_double import StsDouble
 
@@ -609,7 +609,8 @@ def test_production_values_configure_sts_for_the_hub_and_the_portal(monkeypatch)
 
 
 def _default_provisioner(env: dict) -> str:
-    """The kernel provisioner a Jupyter server of this environment starts kernels with."""
+    """The kernel provisioner a Jupyter server of the python environment (the one user
+    servers run in, docs/environments.md) starts kernels with."""
     code = (
         "from jupyter_server.serverapp import ServerApp\n"
         "from jupyter_client.provisioning import KernelProvisionerFactory\n"
@@ -619,7 +620,8 @@ def _default_provisioner(env: dict) -> str:
         "print('PROVISIONER', factory.default_provisioner_name, sorted(app.kernel_spec_manager"
         ".get_all_specs()))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+    python = str(Path(default_environments_dir()) / "python" / "bin" / "python")
+    done = subprocess.run([python, "-c", code], env=env, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
     return next(line for line in done.stdout.splitlines() if line.startswith("PROVISIONER"))

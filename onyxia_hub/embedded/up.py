@@ -19,6 +19,7 @@ from traitlets.config import Config
 from .. import __version__
 from ..envnames import ServiceVariables
 from ..errors import OnyxiaHubError
+from ..spawners.local.software import default_environments_dir
 from . import hubconfig, preflight, store
 from .hubconfig import ADMIN_NAME, REDACTED, Resolved, build_config, url_host
 from .secrets import ADMIN_PASSWORD_ENV, ensure_secret, generate_password, write_private
@@ -259,6 +260,11 @@ def run_up(opts: UpOptions) -> int:
             Path(os.path.realpath(sys.executable)),
         }:
             preflight.check_reachable_by_others(path, f"the Python they run ({path})")
+        environments = Path(default_environments_dir())
+        if environments.is_dir():
+            preflight.check_reachable_by_others(
+                environments, f"the environments their servers run in ({environments})"
+            )
     state.prepare(shared_homes=isolate)
     store_kind, minio_binary = store.choose_store(opts.storage, opts.minio)
     with state.lock():

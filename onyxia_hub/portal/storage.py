@@ -108,13 +108,17 @@ def snippets(settings: StorageSettings, bucket: str) -> list[dict]:
         },
         {
             "id": "duckdb",
-            "title": "DuckDB",
+            "title": "Python: DuckDB",
+            # text shown to the user (its values are the operator's settings), not run here
             "code": (
-                "INSTALL httpfs; LOAD httpfs;\n"
-                "CREATE OR REPLACE SECRET s3 (TYPE s3, PROVIDER credential_chain,\n"
+                "import duckdb, duckdb_extensions\n\n"  # noqa: S608
+                "# S3 support, from the environment (no download)\n"
+                'for name in ("httpfs", "aws"):\n'
+                "    duckdb_extensions.import_extension(name)\n"
+                'duckdb.sql("""CREATE OR REPLACE SECRET s3 (TYPE s3, PROVIDER credential_chain,\n'
                 f"    ENDPOINT '{host}', URL_STYLE '{style}', USE_SSL {ssl.lower()}, "
-                f"REGION '{region}');\n"
-                f"SELECT * FROM 's3://{bucket}/data.parquet' LIMIT 10;"
+                f'REGION \'{region}\')""")\n'
+                f"duckdb.sql(\"SELECT * FROM 's3://{bucket}/data.parquet' LIMIT 10\").show()"
             ),
         },
     ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +31,14 @@ SYSTEM_KERNEL_DIRS = ("/usr/local/share/jupyter/kernels", "/usr/share/jupyter/ke
 _MAX_LAYERS = 8
 
 
+def default_environments_dir() -> str:
+    """`.envs` beside the hub's own environment (`.venv`), where `scripts/setup` builds them."""
+    return str(Path(sys.prefix).parent / ".envs")
+
+
 class SoftwareMissing(Exception):
-    """The environment is not built here (or its description is unreadable)."""
+    """The environment is not built here (or its description is unreadable); the message
+    is a clause about it ("it is not built here")."""
 
 
 @dataclass(frozen=True)
@@ -86,21 +93,21 @@ def find(environments_dir: str, name: str) -> Software:
     current: str | None = name
     while current is not None:
         if len(prefixes) >= _MAX_LAYERS or current in {Path(p).name for p in prefixes}:
-            raise SoftwareMissing(f"the {name} environment's bases loop or go too deep")
+            raise SoftwareMissing("its bases loop or go too deep")
         prefix = os.path.join(environments_dir, current)
         try:
             with open(os.path.join(prefix, DESCRIPTION), encoding="utf-8") as f:
                 description = json.load(f)
         except FileNotFoundError:
-            raise SoftwareMissing(f"the {current} environment is not built") from None
+            which = "it is" if current == name else f"its base {current} is"
+            raise SoftwareMissing(f"{which} not built here") from None
         except (OSError, ValueError) as e:
-            raise SoftwareMissing(f"the {current} environment's {DESCRIPTION}: {e}") from None
+            raise SoftwareMissing(f"{current}'s {DESCRIPTION} cannot be read: {e}") from None
         if not isinstance(description, dict) or not isinstance(description.get("python"), str):
-            raise SoftwareMissing(f"the {current} environment's {DESCRIPTION} is not valid")
+            raise SoftwareMissing(f"{current}'s {DESCRIPTION} is not valid")
         if version and description["python"] != version:
             raise SoftwareMissing(
-                f"the {name} environment (Python {version}) is built on {current}, "
-                f"which has Python {description['python']}"
+                f"it has Python {version} but its base {current} has Python {description['python']}"
             )
         version = description["python"]
         prefixes.append(prefix)

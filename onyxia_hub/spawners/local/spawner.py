@@ -27,7 +27,6 @@ import dataclasses
 import os
 import secrets
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from subprocess import STDOUT, Popen
@@ -179,7 +178,7 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
 
     @default("environments_dir")
     def _environments_dir_default(self):
-        return str(Path(sys.prefix).parent / ".envs")
+        return software.default_environments_dir()
 
     server_id = Unicode("", help="Tag of the running server's processes (state).")
 
@@ -244,7 +243,7 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
         try:
             env = self.software(service.local.software)
         except software.SoftwareMissing as e:
-            return f"needs {e}: {_build_hint(service.local.software)}"
+            return _missing_software(service.local.software, e)
         gpus_needed = 0
         if service.gpu is not None and 0 not in service.gpu.counts:
             gpus_needed = min(service.gpu.counts)
@@ -312,8 +311,8 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
             self._software = self.software(plan.software)
         except software.SoftwareMissing as e:
             raise ChoiceError(
-                f"{plan.service_display_name} cannot start here: it needs {e} "
-                f"({_build_hint(plan.software)})",
+                f"{plan.service_display_name} cannot start here: "
+                f"{_missing_software(plan.software, e)}.",
                 status_code=409,
                 reason="unavailable",
             ) from None
@@ -507,9 +506,10 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
         return os.fdopen(fd, "ab")
 
 
-def _build_hint(name: str) -> str:
-    """How an operator builds environment `name` (scripts/setup, docs/environments.md)."""
-    return f"scripts/setup --with {name} builds it"
+def _missing_software(name: str, why: software.SoftwareMissing) -> str:
+    """'needs the pyspark environment: it is not built here (scripts/setup --with pyspark
+    builds it)', as the spawn page and a refused launch say it."""
+    return f"needs the {name} environment: {why} (scripts/setup --with {name} builds it)"
 
 
 __all__ = ["OnyxiaLocalSpawner"]
