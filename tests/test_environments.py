@@ -140,7 +140,7 @@ def test_a_users_pip_package_is_theirs_only_and_survives_a_restart(
         "import subprocess, sys\n"  # what %pip install does
         f"r = subprocess.run([sys.executable, '-m', 'pip', 'install', {path!r}], "
         "capture_output=True, text=True)\n"
-        "print(r.returncode, r.stdout[-300:], r.stderr[-300:])\n"
+        "print(r.returncode, r.stdout, r.stderr[-300:])\n"
         "import onyxia_probe; print('same kernel', onyxia_probe.ANSWER, onyxia_probe.__file__)",
     )
     assert out.startswith("0 ") and "Defaulting to user installation" in out, out
@@ -160,6 +160,8 @@ def test_a_users_pip_package_is_theirs_only_and_survives_a_restart(
 
 
 def test_a_users_package_cannot_run_code_in_the_server(admin, servers, tmp_path):
+    """Neither a `.pth` in the user's site-packages nor a module in their home (the
+    server's working directory) named like one the server imports."""
     log = servers[ALICE] / "pth-ran.log"
     hook = (
         "import os, sys; open(os.path.expanduser('~/pth-ran.log'), 'a')"
@@ -178,11 +180,22 @@ def test_a_users_package_cannot_run_code_in_the_server(admin, servers, tmp_path)
     )
     assert out.startswith("0"), out
     log.unlink(missing_ok=True)
+    shadow = servers[ALICE] / "uuid.py"  # jupyter_server imports uuid at start
+    shadow.write_text(
+        "import sys; open(__file__ + '.ran', 'w').write(repr(sys.argv))\n"
+        "raise SystemExit('a user module shadowed the standard library')\n"
+    )
+    entry = account(ALICE)
+    os.chown(shadow, entry.pw_uid, entry.pw_gid)
     admin.stop_server(ALICE)
-    start(admin, ALICE)
+    try:
+        start(admin, ALICE)
+    finally:
+        shadow.unlink()
     server = procs.user_servers(ALICE)[0]
-    assert server.cmdline[1:4] == ["-s", "-m", "jupyterhub.singleuser"]
+    assert server.cmdline[1:5] == ["-s", "-P", "-m", "jupyterhub.singleuser"]
     assert not log.exists()  # the server started without running the user's code
+    assert not (servers[ALICE] / "uuid.py.ran").exists()
     run(admin, ALICE, "print('a kernel')")
     ran = log.read_text().splitlines()
     # kernels only (at .pth time a kernel's argv is still ['-m', '-f', '<connection file>'])

@@ -135,7 +135,7 @@ PYSPARK = Software("pyspark", ("/envs/pyspark", "/envs/python"), "3.11")
 def test_the_command_is_the_environments_server_without_user_site_packages():
     default = ["jupyterhub-singleuser"]
     assert builders.server_argv(a_plan(), PYSPARK, default, ["--port=8888"]) == [
-        "/envs/pyspark/bin/python", "-s", "-m", "jupyterhub.singleuser", "--port=8888",
+        "/envs/pyspark/bin/python", "-s", "-P", "-m", "jupyterhub.singleuser", "--port=8888",
     ]  # fmt: skip
     r_plan = a_plan(command=("R", "--no-save"))
     assert builders.server_argv(r_plan, PYSPARK, default, []) == ["R", "--no-save"]
@@ -180,6 +180,10 @@ def test_an_environment_is_found_with_its_bases(tmp_path):
         (
             {"pyspark": {"base": "python", "python": "3.11"}, "python": {"python": "3.12"}},
             "it has Python 3.11 but its base python has Python 3.12",
+        ),
+        (
+            {"pyspark": {"python": "3.11", "needs": ["/nonexistent/IRkernel", "/"]}},
+            "it needs /nonexistent/IRkernel (environments/pyspark/debian-packages)",
         ),
     ],
 )

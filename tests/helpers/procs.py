@@ -57,14 +57,14 @@ def parent_of(pid: int) -> int | None:
 
 
 def user_servers(username: str, server: str = "") -> list[Proc]:
-    """The single-user server processes serving username's server (`python -s -m
+    """The single-user server processes serving username's server (`python -s -P -m
     jupyterhub.singleuser`, or a `jupyterhub-singleuser` script)."""
     return [
         p
         for p in processes()
         if p.environ.get("JUPYTERHUB_USER") == username
         and p.environ.get("JUPYTERHUB_SERVER_NAME", "") == server
-        and any(a == "jupyterhub.singleuser" or "jupyterhub-singleuser" in a for a in p.cmdline[:4])
+        and any(a == "jupyterhub.singleuser" or "jupyterhub-singleuser" in a for a in p.cmdline[:5])
     ]
 
 

@@ -102,7 +102,9 @@ def run_pull(status: PullStatus, work_dir: str, log, environ=None, cwd=None) -> 
         message="Getting your git repository ready",
         started=time.time(),
     )
-    cmd = [sys.executable, "-m", "onyxia_git.pull", "--json", "--work-dir", work_dir]
+    # as the server runs: without the user's site-packages nor the home on sys.path (it
+    # handles the git token; docs/environments.md)
+    cmd = [sys.executable, "-s", "-P", "-m", "onyxia_git.pull", "--json", "--work-dir", work_dir]
     try:
         proc = subprocess.Popen(
             cmd,

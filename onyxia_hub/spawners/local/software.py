@@ -4,17 +4,20 @@
 Python virtual environment from the directory's lock file, and a description of it,
 `onyxia-environment.json`:
 
-    {"name": "pyspark", "base": "python", "python": "3.11"}
+    {"name": "r", "base": "python", "python": "3.11", "needs": ["/usr/lib/R/..."]}
 
-An environment with a `base` is a layer: its own packages first, then its base's (the
+`needs` lists paths the machine must have (what its Debian packages install). An
+environment with a `base` is a layer: its own packages first, then its base's (the
 layer's site-packages holds a `.pth` that adds the base's). A catalog service names its
 environment in `local.software`; `find` reads the description, and the pure functions
 below say what a server in it needs: its PATH, where its kernels and modules are, the
 command of JupyterHub's single-user server.
 
-The server itself runs with `python -s`: no user site-packages, so nothing a user
-installs (`pip install --user`, `%pip install`) can shadow or inject code into the server.
-Kernels and terminals do see the user's packages (docs/environments.md).
+The server itself runs with `python -s -P`: no user site-packages (`-s`), so nothing a
+user installs (`pip install`, `%pip install`) runs in the server, and not the working
+directory first on `sys.path` (`-P`; it is the user's home, where a `json.py` would
+otherwise be imported by the server). Kernels and terminals do see the user's packages
+(docs/environments.md).
 """
 
 from __future__ import annotations
@@ -73,8 +76,9 @@ class Software:
 
     @property
     def server_command(self) -> tuple[str, ...]:
-        """JupyterHub's single-user server of this environment, without user site-packages."""
-        return (self.python, "-s", "-m", "jupyterhub.singleuser")
+        """JupyterHub's single-user server of this environment, without user site-packages
+        nor the working directory (the user's home) on sys.path."""
+        return (self.python, "-s", "-P", "-m", "jupyterhub.singleuser")
 
     def user_site(self, home: str) -> str:
         """Where `pip install` puts a user's packages for this environment's Python."""
@@ -110,6 +114,13 @@ def find(environments_dir: str, name: str) -> Software:
                 f"it has Python {version} but its base {current} has Python {description['python']}"
             )
         version = description["python"]
+        needs = description.get("needs") or []
+        absent = [path for path in needs if isinstance(path, str) and not os.path.exists(path)]
+        if absent:
+            raise SoftwareMissing(
+                f"{'it' if current == name else f'its base {current}'} needs {', '.join(absent)} "
+                f"(environments/{current}/debian-packages)"
+            )
         prefixes.append(prefix)
         base = description.get("base")
         current = base if isinstance(base, str) and base else None

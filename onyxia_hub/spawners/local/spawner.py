@@ -310,6 +310,7 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
         try:
             self._software = self.software(plan.software)
         except software.SoftwareMissing as e:
+            self.release_plan()  # the quota claimed by make_plan
             raise ChoiceError(
                 f"{plan.service_display_name} cannot start here: "
                 f"{_missing_software(plan.software, e)}.",
