@@ -185,6 +185,38 @@ def test_each_user_reaches_their_own_bucket_only(shub, sadmin, users):
         assert result.stdout.split("\n")[:2] == [me, "refused AccessDenied"], result.stderr
 
 
+def test_motos_control_api_is_out_of_every_accounts_reach(shub, sadmin, users):
+    """moto answers /moto-api/ without authentication (every key in data.json; IAM checks
+    off with reset-auth): the embedded store refuses it (onyxia_hub/embedded/motostore.py)."""
+    env = server_env("alice")
+    endpoint = env["AWS_ENDPOINT_URL"]
+    for method, path in (
+        ("GET", "/moto-api/data.json"),
+        ("GET", "//moto-api/data.json"),
+        ("GET", "/MOTO-API/data.json"),
+        ("POST", "/moto-api/reset-auth"),
+        ("POST", "/moto-api/reset"),
+        ("GET", "/moto-api/"),
+    ):
+        r = requests.request(method, endpoint + path, data="inf", timeout=10,
+                             headers={"Content-Type": "text/plain"})  # fmt: skip
+        assert r.status_code == 403, (method, path, r.status_code)
+        assert env["AWS_SECRET_ACCESS_KEY"] not in r.text
+    # and IAM checks are still on: alice's (current, refreshed) keys cannot read bob's bucket
+    with Kernel(sadmin, "alice") as kernel:
+        out = (
+            kernel.run(
+                "import boto3; s3 = boto3.client('s3')\n"
+                "try:\n    s3.list_objects_v2(Bucket='user-bob'); print('read bob')\n"
+                "except s3.exceptions.ClientError as e: print(e.response['Error']['Code'])",
+                timeout=60,
+            )
+            .check()
+            .stdout
+        )
+    assert out.strip() == "AccessDenied"
+
+
 ROTATION = """
 import time, boto3, s3fs
 s3, fs = boto3.client("s3"), s3fs.S3FileSystem()

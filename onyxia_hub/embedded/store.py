@@ -5,9 +5,10 @@
   its root credentials are generated once (`<state>/hub/secrets/storage-root.json`,
   passed in its environment, never on a command line); users get service accounts
   confined to their bucket (`admin_api = "minio"`).
-- **moto** otherwise (`python -m moto.server`, from `moto[server]`): S3, IAM and STS on
-  one port, with IAM identity policies enforced on S3 once its first requests (the
-  bootstrap of an admin user and key, `INITIAL_NO_AUTH_ACTION_COUNT`) are spent. It keeps
+- **moto** otherwise (`moto[server]`, run by `motostore`, which refuses moto's
+  unauthenticated control API `/moto-api/`): S3, IAM and STS on one port, with IAM
+  identity policies enforced on S3 once its first requests (the bootstrap of an admin
+  user and key, `INITIAL_NO_AUTH_ACTION_COUNT`) are spent. It keeps
   everything **in memory**: buckets, objects and keys are lost when it stops, which the
   start banner, the README and My storage say. Each start gets a new `store_id`, so
   credentials cached for the previous store are issued anew.
@@ -38,6 +39,7 @@ from ..errors import OnyxiaHubError
 from .secrets import write_private
 from .state import StateDir
 
+MOTO_MODULE = "onyxia_hub.embedded.motostore"
 BOOTSTRAP_REQUESTS = 3  # create the admin user, its policy, its access key
 CHOICES = ("auto", "moto", "minio", "none")
 
@@ -135,7 +137,7 @@ class EmbeddedStore:
             "MOTO_ALLOW_NONEXISTENT_REGION": "false",
         }
         self._popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", MOTO_MODULE, "--host", "127.0.0.1", "--port", str(self.port)],
             env,
             out,
         )

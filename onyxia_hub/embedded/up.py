@@ -141,7 +141,7 @@ def stop_stale_processes(state: StateDir) -> None:
     """Stop the proxy, portal and store a crashed hub left running (they hold our ports)."""
     stop_stale(state.proxy_pid_file, (b"configurable-http-proxy",))
     stop_stale(state.portal_pid_file, (b"onyxia_hub.portal",))
-    stop_stale(store.pid_file(state), (b"moto.server", b"minio"))
+    stop_stale(store.pid_file(state), (store.MOTO_MODULE.encode(), b"moto.server", b"minio"))
 
 
 # -- the admin account ----------------------------------------------------------------
