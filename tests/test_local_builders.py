@@ -268,3 +268,21 @@ def test_a_restored_claim_is_saved_again_without_a_plan():
         assert spawner.claim_state() == {} and LEDGER.usage("claim-alice").cpu == 0
     finally:
         LEDGER.release("claim-alice", "srv")
+
+
+def test_the_spawn_page_says_how_to_fix_a_missing_environment(tmp_path):
+    from onyxia_hub.spawners.local.spawner import _missing_software
+
+    with pytest.raises(software.SoftwareMissing) as unbuilt:
+        software.find(str(tmp_path), "pyspark")
+    assert _missing_software("pyspark", unbuilt.value) == (
+        "needs the pyspark environment: it is not built here "
+        "(scripts/setup --with pyspark builds it)"
+    )
+    describe(tmp_path, "r", python="3.11", needs=["/nonexistent/IRkernel"])
+    with pytest.raises(software.SoftwareMissing) as lacking:
+        software.find(str(tmp_path), "r")
+    # built, but the machine lacks Debian's packages: setup would not help
+    assert _missing_software("r", lacking.value) == (
+        "needs the r environment: it needs /nonexistent/IRkernel (environments/r/debian-packages)"
+    )

@@ -40,8 +40,13 @@ def default_environments_dir() -> str:
 
 
 class SoftwareMissing(Exception):
-    """The environment is not built here (or its description is unreadable); the message
-    is a clause about it ("it is not built here")."""
+    """The environment is not built here (or its description is unreadable), or the
+    machine lacks what it needs; the message is a clause about it ("it is not built
+    here"). `rebuild`: whether `scripts/setup` would fix it."""
+
+    def __init__(self, message: str, *, rebuild: bool = True):
+        super().__init__(message)
+        self.rebuild = rebuild
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,8 @@ def find(environments_dir: str, name: str) -> Software:
         if absent:
             raise SoftwareMissing(
                 f"{'it' if current == name else f'its base {current}'} needs {', '.join(absent)} "
-                f"(environments/{current}/debian-packages)"
+                f"(environments/{current}/debian-packages)",
+                rebuild=False,
             )
         prefixes.append(prefix)
         base = description.get("base")

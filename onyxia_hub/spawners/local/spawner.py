@@ -510,7 +510,8 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
 def _missing_software(name: str, why: software.SoftwareMissing) -> str:
     """'needs the pyspark environment: it is not built here (scripts/setup --with pyspark
     builds it)', as the spawn page and a refused launch say it."""
-    return f"needs the {name} environment: {why} (scripts/setup --with {name} builds it)"
+    hint = f" (scripts/setup --with {name} builds it)" if why.rebuild else ""
+    return f"needs the {name} environment: {why}{hint}"
 
 
 __all__ = ["OnyxiaLocalSpawner"]
