@@ -153,7 +153,6 @@ def test_an_environment_and_its_base_come_before_the_users_programs_and_the_syst
         "/envs/pyspark/lib/python3.11/site-packages",
         "/envs/python/lib/python3.11/site-packages",
     )
-    assert PYSPARK.user_site("/homes/alice") == "/homes/alice/.local/lib/python3.11/site-packages"
 
 
 def describe(envs, env_name, **fields):

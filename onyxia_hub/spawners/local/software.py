@@ -85,10 +85,6 @@ class Software:
         nor the working directory (the user's home) on sys.path."""
         return (self.python, "-s", "-P", "-m", "jupyterhub.singleuser")
 
-    def user_site(self, home: str) -> str:
-        """Where `pip install` puts a user's packages for this environment's Python."""
-        return os.path.join(home, ".local", "lib", f"python{self.python_version}", "site-packages")
-
 
 def server_path(software: Software, home: str) -> str:
     """PATH of a server: the environment, then the user's own programs, then the system's."""
