@@ -186,9 +186,11 @@ class Kernel:
 
     def _reconnect(self) -> None:
         """After a death: a new websocket to the restarted kernel (the old one's channels still
-        point at the dead process), checked with an execute round trip: a kernel_info reply can
-        come while the restarted kernel's shell is not serving requests yet, and a request sent
-        then is lost, so only an answered execute_request proves the next run() will be heard."""
+        point at the dead process), checked with execute round trips until one is answered on
+        both channels. A kernel_info reply can come while the restarted kernel's shell is not
+        serving requests yet, and jupyter_server skips its iopub "nudge" for a kernel it still
+        believes busy (the one killed mid-cell), so a shell reply alone does not prove that the
+        next run()'s outputs and idle status will reach this websocket."""
         deadline = time.monotonic() + self.start_timeout
         while True:
             r = self._request("GET", f"/kernels/{self.id}", timeout=30)
@@ -201,35 +203,56 @@ class Kernel:
             self.session_id = uuid.uuid4().hex
             try:
                 self._connect()
-                msg = self._message(
-                    "execute_request",
-                    {
-                        "code": "",
-                        "silent": True,
-                        "store_history": False,
-                        "user_expressions": {},
-                        "allow_stdin": False,
-                        "stop_on_error": False,
-                    },
-                )
-                self._ws.send(json.dumps(msg))
-                self._ws.settimeout(max(1.0, min(10.0, deadline - time.monotonic())))
-                while True:
-                    frame = self._ws.recv()
-                    if frame == "":
-                        raise KernelError("websocket closed")
-                    if isinstance(frame, str):
-                        reply = json.loads(frame)
-                        if (
-                            reply.get("parent_header", {}).get("msg_id") == msg["header"]["msg_id"]
-                            and reply["header"]["msg_type"] == "execute_reply"
-                        ):
-                            self._died = False
-                            return
+                while time.monotonic() < deadline:
+                    if self._heard_on_both_channels(min(2.0, deadline - time.monotonic())):
+                        self._died = False
+                        return
+                raise KernelError("no answer on both of its channels")
             except (KernelError, OSError, websocket.WebSocketException) as e:
                 if time.monotonic() > deadline:
                     raise KernelDied(f"{self!r} did not come back after its death: {e}") from e
                 time.sleep(0.5)
+
+    def _heard_on_both_channels(self, wait: float) -> bool:
+        """Send an empty silent execute_request; True once its shell reply and its iopub idle
+        status have both come back within wait seconds."""
+        msg = self._message(
+            "execute_request",
+            {
+                "code": "",
+                "silent": True,
+                "store_history": False,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": False,
+            },
+        )
+        msg_id = msg["header"]["msg_id"]
+        self._ws.send(json.dumps(msg))
+        until = time.monotonic() + max(wait, 0.1)
+        replied = idle = False
+        while not (replied and idle):
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._ws.settimeout(remaining)
+            try:
+                frame = self._ws.recv()
+            except websocket.WebSocketTimeoutException:
+                return False
+            if frame == "":
+                raise KernelError("websocket closed")
+            if not isinstance(frame, str):
+                continue
+            reply = json.loads(frame)
+            if reply.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = reply["header"]["msg_type"]
+            replied = replied or kind == "execute_reply"
+            idle = idle or (
+                kind == "status" and reply.get("content", {}).get("execution_state") == "idle"
+            )
+        return True
 
     def _close_websocket(self) -> None:
         if self._ws is not None:
