@@ -91,6 +91,7 @@ def settings_for(store, **overrides) -> StorageSettings:
         endpoint_url=store.url,
         credentials_file=str(store.admin_file),
         store_id=store.store_id,
+        ca_bundle=str(store.tls.bundle),
         timeout=5,
     )
     values.update(overrides)
@@ -102,14 +103,15 @@ def service_for(store, engine, **overrides) -> CredentialService:
     return CredentialService(settings_for(store, **overrides), cache)
 
 
-def s3(url: str, creds) -> object:
+def s3(store, creds) -> object:
     return boto3.client(
         "s3",
-        endpoint_url=url,
+        endpoint_url=store.url,
         region_name="us-east-1",
         aws_access_key_id=creds.access_key,
         aws_secret_access_key=creds.secret_key,
         aws_session_token=creds.session_token,
+        verify=str(store.tls.bundle),
         config=BotoConfig(retries={"max_attempts": 1}, s3={"addressing_style": "path"}),
     )
 
@@ -119,6 +121,7 @@ def provider_for(store, db_url, key_file, **overrides) -> StorageProvider:
         endpoint_url=store.url,
         credentials_file=str(store.admin_file),
         store_id=store.store_id,
+        ca_bundle=str(store.tls.bundle),
         db_url=db_url,
         key_file=key_file,
         timeout=3,
@@ -201,8 +204,14 @@ def test_injected_variables_use_onyxias_names(store):
         "AWS_WORKING_DIRECTORY_PATH": "user-alice/",
         "ONYXIA_STORAGE_BUCKET": "user-alice",
         "ONYXIA_STORAGE_EXPIRATION": "2001-09-09T01:46:40Z",
+        "AWS_CREDENTIAL_EXPIRATION": "2001-09-09T01:46:40Z",  # botocore refreshes with it
         "ONYXIA_STORAGE_CREDENTIALS_URL": "http://p/c",
         "ONYXIA_STORAGE_KERNEL_REFRESH": "1",
+        # the store's CA bundle, for every client that verifies TLS
+        "AWS_CA_BUNDLE": str(store.tls.bundle),
+        "REQUESTS_CA_BUNDLE": str(store.tls.bundle),
+        "SSL_CERT_FILE": str(store.tls.bundle),
+        "CURL_CA_BUNDLE": str(store.tls.bundle),
     }
     assert secret == {
         "AWS_ACCESS_KEY_ID": "AKIA1",
@@ -288,15 +297,16 @@ async def test_keys_are_confined_rotated_within_two_and_revoked(store, db):
     bob = await service.credentials("bob")
     await service.ensure_bucket("alice", alice)
     await service.ensure_bucket("bob", bob)
-    s3(store.url, alice).put_object(Bucket="user-alice", Key="a.txt", Body=b"alice")
+    s3(store, alice).put_object(Bucket="user-alice", Key="a.txt", Body=b"alice")
     with pytest.raises(ClientError, match="AccessDenied"):
-        s3(store.url, alice).get_object(Bucket="user-bob", Key="a.txt")
+        s3(store, alice).get_object(Bucket="user-bob", Key="a.txt")
     with pytest.raises(ClientError, match="AccessDenied"):
-        s3(store.url, bob).list_objects_v2(Bucket="user-alice")
+        s3(store, bob).list_objects_v2(Bucket="user-alice")
     with pytest.raises(ClientError, match="AccessDenied"):  # no IAM with a user's key
         boto3.client(
             "iam", endpoint_url=store.url, region_name="us-east-1",
             aws_access_key_id=alice.access_key, aws_secret_access_key=alice.secret_key,
+            verify=str(store.tls.bundle),
         ).create_access_key(UserName="hub-bob")  # fmt: skip
 
     sets = [alice]
@@ -308,21 +318,59 @@ async def test_keys_are_confined_rotated_within_two_and_revoked(store, db):
     iam = boto3.client(
         "iam", endpoint_url=store.url, region_name="us-east-1",
         aws_access_key_id=admin["access_key"], aws_secret_access_key=admin["secret_key"],
+        verify=str(store.tls.bundle),
     )  # fmt: skip
     live = {
         k["AccessKeyId"] for k in iam.list_access_keys(UserName="hub-alice")["AccessKeyMetadata"]
     }
     assert live == {sets[-1].access_key, sets[-2].access_key}  # IAM's two keys per user
     for creds in sets[-2:]:
-        assert s3(store.url, creds).get_object(Bucket="user-alice", Key="a.txt")["Body"].read()
+        assert s3(store, creds).get_object(Bucket="user-alice", Key="a.txt")["Body"].read()
     with pytest.raises(ClientError, match="InvalidAccessKeyId"):
-        s3(store.url, sets[0]).list_objects_v2(Bucket="user-alice")
+        s3(store, sets[0]).list_objects_v2(Bucket="user-alice")
 
     assert await service.revoke("alice") == 1
     assert service.cache.load("alice") is None
     with pytest.raises(ClientError, match="InvalidAccessKeyId"):
-        s3(store.url, sets[-1]).list_objects_v2(Bucket="user-alice")
+        s3(store, sets[-1]).list_objects_v2(Bucket="user-alice")
     assert "hub-alice" not in {u["UserName"] for u in iam.list_users()["Users"]}
+
+
+async def test_sessions_are_confined_expire_overlap_and_are_revoked(store, db):
+    """Kind `roles`, the embedded default: session credentials from a role per user."""
+    _, _, engine = db
+    service = service_for(store, engine, kind="roles", sts_duration=10, reuse_fraction=0.5)
+    alice = await service.credentials("carol")
+    bob = await service.credentials("dave")
+    assert alice.session_token and alice.access_key.startswith("ASIA")
+    assert 8 < alice.expires_at - time.time() <= 10
+    await service.ensure_bucket("carol", alice)
+    await service.ensure_bucket("dave", bob)
+    s3(store, alice).put_object(Bucket="user-carol", Key="a.txt", Body=b"carol")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        s3(store, alice).get_object(Bucket="user-dave", Key="a.txt")
+    with pytest.raises(ClientError, match="AccessDenied"):  # nor another user's role
+        boto3.client(
+            "sts", endpoint_url=store.url, region_name="us-east-1",
+            aws_access_key_id=alice.access_key, aws_secret_access_key=alice.secret_key,
+            aws_session_token=alice.session_token, verify=str(store.tls.bundle),
+        ).assume_role(
+            RoleArn="arn:aws:iam::123456789012:role/hub-dave", RoleSessionName="xx"
+        )  # fmt: skip
+
+    await asyncio.sleep(5.1)  # past reuse_fraction: a new set, the previous one still valid
+    second = await service.credentials("carol")
+    assert second.access_key != alice.access_key
+    for creds in (alice, second):
+        assert s3(store, creds).get_object(Bucket="user-carol", Key="a.txt")["Body"].read()
+    await asyncio.sleep(max(0.0, alice.expires_at - time.time()) + 0.2)
+    with pytest.raises(ClientError, match="ExpiredToken"):  # as S3 answers; moto alone would not
+        s3(store, alice).list_objects_v2(Bucket="user-carol")
+    assert s3(store, second).list_objects_v2(Bucket="user-carol")["KeyCount"] == 1
+
+    assert await service.revoke("carol") == 1
+    with pytest.raises(ClientError, match="AccessDenied"):  # the role is gone, its sessions too
+        s3(store, second).list_objects_v2(Bucket="user-carol")
 
 
 # -- faults -------------------------------------------------------------------------------
@@ -531,8 +579,8 @@ async def test_the_refresh_hook_renews_a_token_about_to_expire(oidc):
 
 
 # -- user-server side and Kubernetes ------------------------------------------------------------
-def test_python_kernels_lose_the_static_keys_and_get_a_credential_process(tmp_path):
-    from onyxia_storage.kernelenv import kernel_environment
+def test_python_kernels_keep_the_variables_and_load_the_refresh_extension(tmp_path):
+    from onyxia_storage.kernelenv import kernel_command, kernel_environment
 
     base = {
         "AWS_ACCESS_KEY_ID": "AKIA", "AWS_SECRET_ACCESS_KEY": "s", "AWS_SESSION_TOKEN": "t",
@@ -543,19 +591,76 @@ def test_python_kernels_lose_the_static_keys_and_get_a_credential_process(tmp_pa
     # the hub did not ask (kernel_refresh = False): the variables stay
     unasked = {k: v for k, v in base.items() if k != "ONYXIA_STORAGE_KERNEL_REFRESH"}
     assert kernel_environment(dict(unasked), "python") == unasked
-    r_kernel = kernel_environment(dict(base), "R")
-    assert r_kernel == base  # R's aws.s3 reads the variables only
-    env = kernel_environment(dict(base), "python", python="/opt/py/bin/python")
-    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} & set(env)
+    assert kernel_environment(dict(base), "R") == base  # R keeps the launch's variables
+    env = kernel_environment(dict(base), "python")
+    assert {k: env[k] for k in base} == base  # Onyxia's variables all stay, as on SSP Cloud
     config = Path(env["AWS_CONFIG_FILE"])
     assert (
         config.parent == tmp_path / "onyxia-storage" and config.parent.stat().st_mode & 0o077 == 0
     )
     assert config.read_text() == (
-        "[default]\ncredential_process = /opt/py/bin/python -m onyxia_storage.process\n"
-        "region = us-east-1\ns3 =\n    addressing_style = path\n"
+        "[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n"
     )
-    assert env["MC_HOST_s3"] == "x"  # mc is a terminal tool; it keeps the launch's keys
+    ipykernel = ["/env/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    assert kernel_command(ipykernel) == [*ipykernel, "--ext=onyxia_storage.refresh"]
+    assert kernel_command(kernel_command(ipykernel)) == kernel_command(ipykernel)
+    other = ["/usr/bin/R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"]
+    assert kernel_command(other) == other
+
+
+def test_the_kernel_refresher_rewrites_the_variables_before_expiry_only():
+    from onyxia_storage.refresh import REFRESH_WITHIN, Refresher
+
+    def when(t: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+    start = 1_800_000_000.0
+    env = {
+        "AWS_ACCESS_KEY_ID": "ASIAOLD", "AWS_SECRET_ACCESS_KEY": "old-secret",
+        "AWS_SESSION_TOKEN": "old-token", "AWS_CREDENTIAL_EXPIRATION": when(start + 3600),
+        "AWS_ENDPOINT_URL": "https://127.0.0.1:9000", "MC_HOST_s3": "old",
+    }  # fmt: skip
+    now = [start]
+    asked = []
+    answer = {"AccessKeyId": "ASIAOLD", "SecretAccessKey": "old-secret",
+              "SessionToken": "old-token", "Expiration": when(start + 3600)}  # fmt: skip
+
+    def fetch(environ, at):
+        asked.append(at)
+        if isinstance(answer, Exception):
+            raise answer
+        return dict(answer)
+
+    refresher = Refresher(env, fetch, lambda: now[0])
+    refresher()  # 60 minutes left: nothing asked
+    now[0] = start + 3600 - REFRESH_WITHIN - 1
+    refresher()
+    assert asked == [] and env["AWS_ACCESS_KEY_ID"] == "ASIAOLD"
+    now[0] += 2  # 20 minutes left: asks; the portal still has the same set
+    refresher()
+    refresher()  # not again before RETRY_AFTER
+    assert len(asked) == 1 and env["AWS_ACCESS_KEY_ID"] == "ASIAOLD"
+    answer = {"AccessKeyId": "ASIANEW", "SecretAccessKey": "new/secret",
+              "SessionToken": "new-token", "Expiration": when(start + 7200)}  # fmt: skip
+    now[0] += 31
+    refresher()
+    assert env["AWS_ACCESS_KEY_ID"] == "ASIANEW" and env["AWS_SECRET_ACCESS_KEY"] == "new/secret"
+    assert env["AWS_SESSION_TOKEN"] == "new-token"
+    assert env["AWS_CREDENTIAL_EXPIRATION"] == when(start + 7200)
+    assert env["MC_HOST_s3"] == "https://ASIANEW:new%2Fsecret:new-token@127.0.0.1:9000"
+    refresher()  # the new set has an hour left: nothing asked
+    assert len(asked) == 2
+    # the portal is down near expiry: one warning, the variables kept, retried later
+    now[0] = start + 7200 - 60
+    answer = RuntimeError("no S3 credentials from the hub: HTTP 503")
+    refresher()
+    assert env["AWS_ACCESS_KEY_ID"] == "ASIANEW" and refresher.warned and len(asked) == 3
+    # a set without a session token (access keys) removes the old token
+    now[0] += 31
+    answer = {"AccessKeyId": "AKIAKEY", "SecretAccessKey": "k", "Expiration": when(start + 9000)}
+    refresher()
+    assert "AWS_SESSION_TOKEN" not in env and env["AWS_ACCESS_KEY_ID"] == "AKIAKEY"
+    assert not refresher.warned
 
 
 async def test_the_pod_manifest_holds_no_storage_credential(store, db, monkeypatch):
@@ -568,7 +673,7 @@ async def test_the_pod_manifest_holds_no_storage_credential(store, db, monkeypat
     url, key_file, engine = db
     config = Config({"StorageProvider": dict(
         endpoint_url=store.url, credentials_file=str(store.admin_file), store_id=store.store_id,
-        db_url=url, key_file=key_file,
+        db_url=url, key_file=key_file, ca_bundle=str(store.tls.bundle),
     )})  # fmt: skip
     spawner = make_spawner("alice", provider_classes=[StorageProvider], config=config)
     spawner.user_options = {"service": "jupyter-python"}

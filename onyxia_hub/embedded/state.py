@@ -8,6 +8,7 @@ Layout (modes in brackets; the owner is whoever runs `onyxia-hub up`)::
                                storage-admin.json (the embedded store's admin keys)
       portal/           [0700] portal.sqlite (the portal's store), portal.pid
       storage/          [0700] the embedded store's pid file; MinIO's data/ (embedded/store.py)
+      tls/              [0755] the store's CA, certificate and CA bundle; keys 0600 (tls.py)
       logs/             [0700] hub.log, servers/<user>/<server>.log
       homes/            [0711] one private [0700] home per hub user (unless --homes-dir)
 
@@ -130,6 +131,10 @@ class StateDir:
     @property
     def proxy_pid_file(self) -> Path:
         return self.hub / "proxy.pid"
+
+    @property
+    def tls(self) -> Path:
+        return self.root / "tls"
 
     @property
     def hub_log(self) -> Path:

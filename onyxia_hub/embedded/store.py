@@ -14,6 +14,12 @@
   credentials cached for the previous store are issued anew.
 - `--storage none`: no store, no storage provider.
 
+Both serve HTTPS, with a certificate for `127.0.0.1` signed by a CA kept under the state
+directory (`embedded/tls.py`); the hub, the portal and user servers trust it through a CA
+bundle (`StorageProvider.ca_bundle`). moto gives users session credentials (a role per
+user, kind `roles`: an access key, a session token and an expiry, as SSP Cloud does);
+MinIO gives them service accounts (kind `accesskeys`: no session token).
+
 The store's port is picked once and kept (`ports.json`, key `storage`). It is stopped
 with the hub (Ctrl-C, SIGTERM); it dies with `onyxia-hub up` even after `kill -9`
 (parent-death signal), and one left behind all the same is stopped at the next start
@@ -36,12 +42,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import OnyxiaHubError
+from . import tls
 from .secrets import write_private
 from .state import StateDir
 
 MOTO_MODULE = "onyxia_hub.embedded.motostore"
 BOOTSTRAP_REQUESTS = 3  # create the admin user, its policy, its access key
 CHOICES = ("auto", "moto", "minio", "none")
+SETTINGS = {  # c.StorageProvider settings that depend on the store
+    "moto": {"kind": "roles", "admin_api": "iam", "data_lost_at_stop": True},
+    "minio": {"kind": "accesskeys", "admin_api": "minio", "data_lost_at_stop": False},
+}
 
 
 def _die_with_parent() -> None:  # runs in the child, before exec
@@ -102,11 +113,16 @@ class EmbeddedStore:
         return self.state.secrets / "storage-admin.json"
 
     @property
+    def tls(self) -> tls.StoreTLS:
+        return tls.StoreTLS(self.state.tls)
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.port}"
 
     def start(self, log_file: Path | None = None) -> None:
         self.directory.mkdir(mode=0o700, exist_ok=True)
+        tls.ensure(self.tls.directory)
         out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
         try:
             if self.kind == "minio":
@@ -136,16 +152,14 @@ class EmbeddedStore:
             "INITIAL_NO_AUTH_ACTION_COUNT": str(BOOTSTRAP_REQUESTS),
             "MOTO_ALLOW_NONEXISTENT_REGION": "false",
         }
-        self._popen(
-            [sys.executable, "-m", MOTO_MODULE, "--host", "127.0.0.1", "--port", str(self.port)],
-            env,
-            out,
-        )
+        argv = [sys.executable, "-m", MOTO_MODULE, "--host", "127.0.0.1", "--port", str(self.port)]
+        argv += ["--certfile", str(self.tls.cert), "--keyfile", str(self.tls.key)]
+        self._popen(argv, env, out)
         _wait_for_port(self.port, self.proc, "moto")
         access, secret = self._bootstrap_moto()
         write_private(self.admin_file, json.dumps({"access_key": access, "secret_key": secret}))
         self.store_id = "moto-" + secrets.token_hex(8)
-        self.settings = {"admin_api": "iam", "data_lost_at_stop": True}
+        self.settings = dict(SETTINGS["moto"])
 
     def _bootstrap_moto(self) -> tuple[str, str]:
         """Spend moto's unauthenticated requests on an admin user and its key."""
@@ -157,6 +171,7 @@ class EmbeddedStore:
             region_name="us-east-1",
             aws_access_key_id="bootstrap",
             aws_secret_access_key="bootstrap",  # noqa: S106 - unchecked during bootstrap
+            verify=str(self.tls.bundle),
         )
         iam.create_user(UserName="onyxia-hub-admin")
         iam.put_user_policy(
@@ -181,6 +196,10 @@ class EmbeddedStore:
             write_private(root_file, json.dumps(root))
         data = self.directory / "data"
         data.mkdir(mode=0o700, exist_ok=True)
+        certs = self.directory / "certs"  # MinIO's layout: public.crt, private.key
+        certs.mkdir(mode=0o700, exist_ok=True)
+        shutil.copyfile(self.tls.cert, certs / "public.crt")
+        write_private(certs / "private.key", self.tls.key.read_text())
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.directory),
@@ -195,6 +214,8 @@ class EmbeddedStore:
                 str(data),
                 "--address",
                 f"127.0.0.1:{self.port}",
+                "--certs-dir",
+                str(certs),
                 "--quiet",
             ],
             env,
@@ -206,7 +227,7 @@ class EmbeddedStore:
         if not id_file.exists():
             id_file.write_text("minio-" + secrets.token_hex(8))
         self.store_id = id_file.read_text().strip()
-        self.settings = {"admin_api": "minio", "data_lost_at_stop": False}
+        self.settings = dict(SETTINGS["minio"])
 
     def stop(self) -> None:
         if self.proc is None:
@@ -246,8 +267,8 @@ def choose_store(choice: str, minio: str | None) -> tuple[str, str | None]:
 def provider_config(store: EmbeddedStore, portal_port: int) -> dict:
     """`c.StorageProvider` settings for the embedded store."""
     return {
-        "kind": "accesskeys",
         "endpoint_url": store.url,
+        "ca_bundle": str(store.tls.bundle),
         "credentials_file": str(store.admin_file),
         "store_id": store.store_id,
         "credentials_url": (

@@ -122,10 +122,7 @@ def _storage_placeholder(opts: UpOptions, state: StateDir, port: int, portal_por
     if kind == "none":
         return None
     placeholder = store.EmbeddedStore(state, kind, port, binary, store_id="<set at start>")
-    placeholder.settings = {
-        "admin_api": "minio" if kind == "minio" else "iam",
-        "data_lost_at_stop": kind == "moto",
-    }
+    placeholder.settings = dict(store.SETTINGS[kind])
     return store.provider_config(placeholder, portal_port)
 
 

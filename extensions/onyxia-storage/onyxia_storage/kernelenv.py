@@ -1,21 +1,22 @@
-"""The environment of a kernel that gets refreshing S3 credentials (pure, testable).
+"""The environment and command of a kernel whose S3 credentials refresh (pure, testable).
 
-botocore (boto3, s3fs through aiobotocore) and the AWS C++ SDK (pyarrow) take credentials
-from the environment before any configuration file, and environment credentials never
-refresh. So, for the languages listed, the static variables are removed and
-`AWS_CONFIG_FILE` names a configuration whose `credential_process` asks the hub for the
-current set whenever the SDK's copy nears its expiry.
+The kernel keeps Onyxia's variables, as SSP Cloud's do (code reads
+`os.environ["AWS_ACCESS_KEY_ID"]`), with `AWS_CREDENTIAL_EXPIRATION`; an IPython
+extension (`refresh.py`) rewrites them before expiry, and botocore re-reads them. Here:
+
+- `kernel_environment`: a private, memory-backed state directory for the credentials
+  cache (`ONYXIA_STORAGE_STATE_DIR`), and an `AWS_CONFIG_FILE` with the region and the
+  addressing style (`AWS_PATH_STYLE_ACCESS` has no botocore equivalent);
+- `kernel_command`: the IPython kernel's command with `--ext=onyxia_storage.refresh`.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
-import sys
 import tempfile
 from pathlib import Path
 
-STATIC = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+EXTENSION_ARG = "--ext=onyxia_storage.refresh"  # IPython's InteractiveShellApp.extra_extensions
 URL_ENV = "ONYXIA_STORAGE_CREDENTIALS_URL"
 REFRESH_ENV = "ONYXIA_STORAGE_KERNEL_REFRESH"  # "1": the hub wants kernels refreshed
 STATE_ENV = "ONYXIA_STORAGE_STATE_DIR"
@@ -44,9 +45,8 @@ def make_private_dir(path: Path) -> Path:
     return path
 
 
-def aws_config(env: dict, python: str) -> str:
-    command = f"{shlex.quote(python)} -m onyxia_storage.process"
-    lines = ["[default]", f"credential_process = {command}"]
+def aws_config(env: dict) -> str:
+    lines = ["[default]"]
     if env.get("AWS_DEFAULT_REGION"):
         lines.append(f"region = {env['AWS_DEFAULT_REGION']}")
     if env.get("AWS_PATH_STYLE_ACCESS", "").lower() == "true":
@@ -54,21 +54,32 @@ def aws_config(env: dict, python: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def kernel_environment(
-    env: dict, language: str, languages=("python",), python: str | None = None
-) -> dict:
+def wanted(env: dict, language: str, languages=("python",)) -> bool:
+    """Whether a kernel of this language gets refreshing credentials."""
+    return (
+        env.get(REFRESH_ENV) == "1"
+        and bool(env.get(URL_ENV))
+        and (language or "").lower() in languages
+    )
+
+
+def kernel_command(cmd: list[str]) -> list[str]:
+    """cmd with the refresh extension loaded, if it starts an IPython kernel (ipykernel's
+    launcher, as every Python kernel spec does); other commands unchanged."""
+    if not any("ipykernel" in part for part in cmd[:4]) or EXTENSION_ARG in cmd:
+        return list(cmd)
+    return [*cmd, EXTENSION_ARG]
+
+
+def kernel_environment(env: dict, language: str, languages=("python",)) -> dict:
     """env changed in place (and returned) for a kernel of this language."""
-    if env.get(REFRESH_ENV) != "1" or not env.get(URL_ENV):
-        return env
-    if (language or "").lower() not in languages:
+    if not wanted(env, language, languages):
         return env
     directory = make_private_dir(state_dir(env))
     config = directory / "aws-config"
     tmp = directory / ".aws-config.tmp"
-    tmp.write_text(aws_config(env, python or sys.executable))
+    tmp.write_text(aws_config(env))
     tmp.replace(config)
-    for name in STATIC:
-        env.pop(name, None)
     env["AWS_CONFIG_FILE"] = str(config)
     env[STATE_ENV] = str(directory)
     env["AWS_SDK_LOAD_CONFIG"] = "1"

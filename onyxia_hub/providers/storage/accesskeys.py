@@ -39,26 +39,35 @@ def _code(error) -> str:
     return str(getattr(error, "response", {}).get("Error", {}).get("Code", "")) or "an error"
 
 
+def admin_client(settings, service: str, *, validate: bool = True):
+    """A boto3 client of the store's `service` ("iam", "sts") with the admin keys of
+    `credentials_file`, failing fast (no retry storm). `validate=False`: the store, not
+    botocore's model, judges parameters (STS durations under AWS's 900 s for moto)."""
+    import boto3
+    from botocore.config import Config
+
+    access, secret = read_key_pair(settings.credentials_file)
+    return boto3.client(
+        service,
+        endpoint_url=settings.s3_internal,
+        region_name=settings.region,
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
+        verify=settings.ca_bundle or None,
+        config=Config(
+            connect_timeout=settings.timeout,
+            read_timeout=settings.timeout,
+            retries={"max_attempts": 2, "mode": "standard"},
+            parameter_validation=validate,
+        ),
+    )
+
+
 class IamKeys(Issuer):
     kind = "accesskeys"
 
     def _iam(self):
-        import boto3
-        from botocore.config import Config
-
-        access, secret = read_key_pair(self.settings.credentials_file)
-        return boto3.client(
-            "iam",
-            endpoint_url=self.settings.s3_internal,
-            region_name=self.settings.region,
-            aws_access_key_id=access,
-            aws_secret_access_key=secret,
-            config=Config(
-                connect_timeout=self.settings.timeout,
-                read_timeout=self.settings.timeout,
-                retries={"max_attempts": 2, "mode": "standard"},
-            ),
-        )
+        return admin_client(self.settings, "iam")
 
     async def issue(self, request: IssueRequest) -> StorageCredentials:
         return await self.call("IAM access key", self._issue, request)
@@ -157,6 +166,7 @@ class MinioKeys(Issuer):
             region=self.settings.region,
             secure=url.scheme == "https",
             http_client=urllib3.PoolManager(
+                ca_certs=self.settings.ca_bundle or None,
                 timeout=urllib3.Timeout(connect=timeout, read=timeout),
                 retries=urllib3.Retry(total=1, status_forcelist=[502, 503, 504]),
             ),

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from ..base import ProviderError
 
 log = logging.getLogger("onyxia_hub.storage")
-KINDS = ("sts", "accesskeys", "static")
+KINDS = ("sts", "roles", "accesskeys", "static")
 
 
 class StorageError(ProviderError):
@@ -58,6 +58,7 @@ class StorageSettings:
     data_lost_at_stop: bool = False
     credentials_url: str = ""  # where user servers refresh (the portal's API)
     ensure_bucket: bool = True
+    ca_bundle: str = ""  # PEM CAs the hub, the portal and servers verify the store with
 
     @property
     def s3_internal(self) -> str:
@@ -87,7 +88,7 @@ class StorageSettings:
                 found.append(f"{name} must be an http:// or https:// URL, not {value!r}")
         if not self.endpoint_url:
             found.append("endpoint_url is not set")
-        if self.kind in ("accesskeys", "static") and not self.credentials_file:
+        if self.kind in ("roles", "accesskeys", "static") and not self.credentials_file:
             found.append(f"kind {self.kind!r} needs credentials_file")
         if self.admin_api not in ("iam", "minio"):
             found.append(f"admin_api must be 'iam' or 'minio', not {self.admin_api!r}")
@@ -100,6 +101,8 @@ class StorageSettings:
             )
         if self.kind == "sts" and not 900 <= self.sts_duration <= 365 * 86400:
             found.append("sts_duration must be at least 900 seconds (MinIO's minimum)")
+        if self.kind == "roles" and self.sts_duration < 10:
+            found.append("sts_duration must be at least 10 seconds (AWS's STS wants 900)")
         if self.key_lifetime < 10:
             found.append("key_lifetime must be at least 10 seconds")
         if self.timeout <= 0:

@@ -72,6 +72,7 @@ def s3_client(settings: StorageSettings, credentials: StorageCredentials, intern
         aws_access_key_id=credentials.access_key,
         aws_secret_access_key=credentials.secret_key,
         aws_session_token=credentials.session_token,
+        verify=settings.ca_bundle or None,
         config=Config(
             connect_timeout=settings.timeout,
             read_timeout=settings.timeout,

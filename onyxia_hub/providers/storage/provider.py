@@ -42,6 +42,9 @@ from .service import CredentialService
 # the variable: its kernels start as usual and keep the launch's variables.
 KERNEL_REFRESH_ENV = "ONYXIA_STORAGE_KERNEL_REFRESH"
 _SERVICES: dict[tuple, CredentialService] = {}
+# what verifies TLS with a CA bundle: botocore (AWS_CA_BUNDLE wins over the next one),
+# requests, Python's ssl default context and OpenSSL's users (rclone, DuckDB too), curl
+CA_VARIABLES = ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
 
 
 def environment(
@@ -62,6 +65,11 @@ def environment(
     if credentials.expires_at:
         moment = datetime.fromtimestamp(credentials.expires_at, UTC)
         public["ONYXIA_STORAGE_EXPIRATION"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        # botocore reads it with the keys and then re-reads the environment before expiry
+        public["AWS_CREDENTIAL_EXPIRATION"] = public["ONYXIA_STORAGE_EXPIRATION"]
+    if settings.ca_bundle:
+        for name in CA_VARIABLES:
+            public[name] = settings.ca_bundle
     if settings.credentials_url:
         public["ONYXIA_STORAGE_CREDENTIALS_URL"] = settings.credentials_url
         if kernel_refresh:
@@ -91,7 +99,7 @@ class StorageProvider(PlanProvider):
     """
 
     kind = CaselessStrEnum(
-        ["sts", "accesskeys", "static"],
+        ["sts", "roles", "accesskeys", "static"],
         default_value=_DEFAULT.kind,
         help="""
         How credentials are obtained:
@@ -101,9 +109,13 @@ class StorageProvider(PlanProvider):
           `user-${jwt:preferred_username}`. Production (helm_values/jupyterhub.yaml).
           Needs `sts_duration`, `sts_min_token_seconds`, and the refresh hook of
           docs/storage.md so that access tokens are not about to expire.
+        - `roles`: a role per user (`hub-<name>`, confined to the bucket) assumed with
+          the admin keys of `credentials_file` (STS `AssumeRole`, `sts_duration`): an
+          access key, a session token and an expiry, as on SSP Cloud. Stores speaking
+          IAM and STS without OIDC (AWS, Ceph RGW); the embedded moto store.
         - `accesskeys` (default): per-user keys with a policy confined to the user's
           bucket, made with the store's admin API (`admin_api`) and the admin keys of
-          `credentials_file`. Stores without OIDC, and the embedded store.
+          `credentials_file`. Stores without OIDC or STS; the embedded MinIO store.
         - `static`: the one key pair of `credentials_file`, shared by every user: no
           user is confined to their bucket (the hub logs a warning). One user, or a
           read-only dataset.
@@ -205,10 +217,11 @@ class StorageProvider(PlanProvider):
     sts_duration = Integer(
         _DEFAULT.sts_duration,
         help="""
-        Kind `sts`: the `DurationSeconds` asked of MinIO's STS, at least 900 (MinIO
-        refuses less). MinIO also caps it at the access token's expiry: with Keycloak's
-        default 5-minute tokens every set would be refused, hence the refresh hook and
-        the realm settings in docs/storage.md. Default: 3600.
+        Kinds `sts` and `roles`: the `DurationSeconds` asked of the STS, at least 900
+        for MinIO and AWS (they refuse less; moto takes any). MinIO also caps it at the
+        access token's expiry: with Keycloak's default 5-minute tokens every set would be
+        refused, hence the refresh hook and the realm settings in docs/storage.md.
+        Default: 3600.
         """,
     ).tag(config=True)
 
@@ -268,6 +281,21 @@ class StorageProvider(PlanProvider):
         """,
     ).tag(config=True)
 
+    ca_bundle = Unicode(
+        _DEFAULT.ca_bundle,
+        help="""
+        A PEM file of CAs to verify the store's certificate with, when a private CA signed
+        it: the hub and the portal use it, and servers get it as `AWS_CA_BUNDLE`,
+        `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE` and `CURL_CA_BUNDLE`, so the same path must
+        exist inside servers (on Kubernetes, mount it there). Those variables replace the
+        system's CAs: give a bundle holding the public CAs too, or `pip install` breaks
+        in servers. `onyxia-hub up` sets it to its own bundle (embedded/tls.py). Empty
+        (default): the system's CAs.
+
+            c.StorageProvider.ca_bundle = "/etc/ssl/certs/ca-certificates.crt"
+        """,
+    ).tag(config=True)
+
     credentials_url = Unicode(
         _DEFAULT.credentials_url,
         help="""
@@ -285,10 +313,11 @@ class StorageProvider(PlanProvider):
     kernel_refresh = Bool(
         True,
         help="""
-        Give Python kernels refreshing credentials: `ONYXIA_STORAGE_KERNEL_REFRESH=1` asks
+        Keep Python kernels' S3 variables current: `ONYXIA_STORAGE_KERNEL_REFRESH=1` asks
         the kernel provisioner of extensions/onyxia-storage (it selects itself where it
-        is installed; images without it ignore the variable) to start kernels with a
-        `credential_process` profile instead of the launch's static keys. Needs
+        is installed; images without it ignore the variable) to load an IPython extension
+        that rewrites `os.environ` before a cell once 20 minutes or less of the set
+        remain; botocore, boto3 and s3fs re-read it by themselves. Needs
         `credentials_url`. False: kernels keep the variables of the launch, as in Onyxia.
         """,
     ).tag(config=True)

@@ -34,6 +34,7 @@ from .base import (
 )
 from .buckets import bucket_name, ensure_bucket
 from .cache import CredentialCache
+from .roles import RoleSessions
 from .static import StaticIssuer
 from .sts import StsIssuer
 
@@ -43,6 +44,8 @@ def make_issuer(settings: StorageSettings) -> Issuer:
         return StsIssuer(settings)
     if settings.kind == "static":
         return StaticIssuer(settings)
+    if settings.kind == "roles":
+        return RoleSessions(settings)
     return access_key_issuer(settings)
 
 

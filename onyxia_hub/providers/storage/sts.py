@@ -41,6 +41,7 @@ class StsIssuer(Issuer):
 
         settings = self.settings
         http = urllib3.PoolManager(
+            ca_certs=settings.ca_bundle or None,
             timeout=urllib3.Timeout(connect=settings.timeout, read=settings.timeout),
             retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=[502, 503, 504]),
         )
