@@ -30,7 +30,7 @@ from urllib.parse import quote, urlsplit
 from . import process
 
 REFRESH_WITHIN = 20 * 60  # seconds before expiry; botocore starts re-reading at 15 minutes
-RETRY_AFTER = 30  # seconds between two asks that brought nothing new
+RETRY_AFTER = 30  # seconds between two asks that brought nothing new (less near expiry)
 EXPIRATION = "AWS_CREDENTIAL_EXPIRATION"
 
 
@@ -104,10 +104,12 @@ class Refresher:
         now = self.clock()
         if expiry is None or expiry - now > REFRESH_WITHIN or now < self.next_try:
             return
+        # sets shorter than an hour (tests, a store's choice) must not expire between tries
+        retry = now + min(RETRY_AFTER, max(1.0, (expiry - now) / 4))
         try:
             data = self.fetch(self.env, now)
         except (RuntimeError, OSError, ValueError) as e:
-            self.next_try = now + RETRY_AFTER
+            self.next_try = retry
             if not self.warned:  # once, not before every cell
                 print(f"onyxia-storage: S3 credentials not renewed: {e}", file=sys.stderr)
                 self.warned = True
@@ -115,7 +117,7 @@ class Refresher:
         if data.get("AccessKeyId") == self.env.get("AWS_ACCESS_KEY_ID") and (
             data.get("Expiration") or None
         ) == self.env.get(EXPIRATION):
-            self.next_try = now + RETRY_AFTER  # nothing newer yet
+            self.next_try = retry  # nothing newer yet
             return
         apply(data, self.env)
         self.next_try, self.warned = 0.0, False
