@@ -64,6 +64,10 @@ def snippets(settings: StorageSettings, bucket: str) -> list[dict]:
     region = settings.region
     style = "path" if settings.path_style else "virtual"
     ssl = "TRUE" if endpoint.startswith("https") else "FALSE"
+    # DuckDB reads no CA variable: it is told the store's CA
+    ca_line = (
+        f"duckdb.sql(\"SET ca_cert_file = '{settings.ca_bundle}'\")\n" if settings.ca_bundle else ""
+    )
     return [
         {
             "id": "boto3",
@@ -115,6 +119,7 @@ def snippets(settings: StorageSettings, bucket: str) -> list[dict]:
                 "# S3 support, from the environment (no download)\n"
                 'for name in ("httpfs", "aws"):\n'
                 "    duckdb_extensions.import_extension(name)\n"
+                f"{ca_line}"
                 'duckdb.sql("""CREATE OR REPLACE SECRET s3 (TYPE s3, PROVIDER credential_chain,\n'
                 f"    ENDPOINT '{host}', URL_STYLE '{style}', USE_SSL {ssl.lower()}, "
                 f'REGION \'{region}\')""")\n'
