@@ -17,6 +17,11 @@ link is where CVE-2021-39160 came from) and a `branch`, cloned or updated into t
 at start. `gitvalues` holds the rules for those values, which the portal's My account
 applies too; the server-side puller (extensions/onyxia-git) checks them again before any
 git command runs.
+
+A launch may also name a personal init script (`init_script`, an http(s) URL, with
+`init_args`), Onyxia's `init.personalInit` and `init.personalInitArgs`. Here only its form
+is checked; whether the operator allows that URL is the init script provider's
+decision, at launch (providers/initscripts.py).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from jupyterhub.spawner import SpawnException
 
@@ -32,12 +38,19 @@ from .catalog.model import Catalog, Service
 from .gitvalues import MAX_URL, branch_problem, repository_problem
 from .quantities import format_cpu, format_memory, human_memory, parse_cpu, parse_memory
 
-OPTIONS = ("service", "version", "cpu", "memory", "gpus", "gpu_type", "repository", "branch")
-ALIASES = {"profile": "service"}  # KubeSpawner's name; kept for the admin panel's column
+OPTIONS = (
+    "service", "version", "cpu", "memory", "gpus", "gpu_type", "repository", "branch",
+    "init_script", "init_args",
+)  # fmt: skip
+ALIASES = {
+    "profile": "service",  # KubeSpawner's name; kept for the admin panel's column
+    "init.personalInit": "init_script",  # Onyxia's chart values
+    "init.personalInitArgs": "init_args",
+}
 IGNORED = {"_xsrf"}  # the spawn form's XSRF token is not an option
 MAX_KEYS = 16
 MAX_TEXT = 256
-MAX_TEXT_OF = {"repository": MAX_URL}  # options longer than MAX_TEXT may be
+MAX_TEXT_OF = {"repository": MAX_URL, "init_script": 1024, "init_args": 1024}
 MAX_MESSAGE = 300
 _GPU_COUNT = re.compile(r"\d{1,2}")
 
@@ -65,6 +78,8 @@ class Choice:
     gpu_type: str | None = None
     repository: str | None = None  # a git repository for this launch (None: the user's default)
     branch: str | None = None
+    init_script: str | None = None  # a personal init script's URL (Onyxia's personalInit)
+    init_args: str | None = None  # its arguments, split at whitespace
 
     def as_user_options(self) -> dict:
         """The canonical form stored in the hub's database (and shown by the admin panel)."""
@@ -82,6 +97,10 @@ class Choice:
             options["repository"] = self.repository
         if self.branch:
             options["branch"] = self.branch
+        if self.init_script:
+            options["init_script"] = self.init_script
+        if self.init_args:
+            options["init_args"] = self.init_args
         return options
 
 
@@ -154,7 +173,11 @@ def check(raw, catalog: Catalog, groups) -> Choice:
     gpus, gpu_type = _gpus(options.get("gpus"), options.get("gpu_type"), service)
     repository = _repository(options.get("repository"))
     branch = _branch(options.get("branch"))
-    return Choice(service.name, version, cpu, memory, gpus, gpu_type, repository, branch)
+    init_script, init_args = _init(options.get("init_script"), options.get("init_args"))
+    return Choice(
+        service.name, version, cpu, memory, gpus, gpu_type, repository, branch,
+        init_script, init_args,
+    )  # fmt: skip
 
 
 def _service(value, catalog: Catalog, groups) -> Service:
@@ -278,6 +301,42 @@ def _branch(value) -> str | None:
     if problem:
         raise ChoiceError(f"branch: {_short(value)} {problem}.")
     return value
+
+
+def _init(script, args) -> tuple[str | None, str | None]:
+    if args is not None and not isinstance(args, str):
+        args = str(args)  # a number given through the API
+    if script is None:
+        if args:
+            raise ChoiceError("init_args: arguments need an init script (init_script).")
+        return None, None
+    problem = init_script_problem(script)
+    if problem:  # the value is not repeated: it may hold a token
+        raise ChoiceError(f"init_script: the URL {problem}.")
+    if args and any(ord(c) < 32 and c not in " \t" for c in args):
+        raise ChoiceError("init_args: arguments are one line of text, without control characters.")
+    return script, args or None
+
+
+def init_script_problem(url) -> str | None:
+    """Why url cannot be an init script's URL, or None (its form only: providers/initscripts.py
+    decides whether the operator allows it)."""
+    if not isinstance(url, str):
+        return "must be text"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return "is not a valid address"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "must be an https:// (or http://) address"
+    if parts.username is not None or parts.password is not None:
+        return "must not hold a user name or password"
+    if parts.fragment:
+        return "must not have a #fragment"
+    if any(ord(c) <= 32 or c == "\\" for c in url):
+        return "must not hold spaces, backslashes or control characters"
+    return None
 
 
 def from_form(form: Mapping[str, list]) -> dict[str, object]:

@@ -80,6 +80,8 @@ class Contribution:
     secret_environment: Mapping[str, str] = field(default_factory=frozen_map)
     files: tuple[PlanFile, ...] = ()
     repository: Repository | None = None
+    # init scripts to run before the server, within this many seconds (None: none)
+    init_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,9 @@ class LaunchPlan:
     secret_environment: Mapping[str, str]
     files: tuple[PlanFile, ...]
     repository: Repository | None
+    # adapters start the server through `onyxia-init` (extensions/onyxia-git), and wait
+    # this much longer for it to answer; None: no init script
+    init_timeout: float | None = None
 
     @property
     def node_selector(self) -> Mapping[str, str]:
@@ -173,11 +178,14 @@ def build_plan(
     secret_environment: dict[str, str] = {}
     files: list[PlanFile] = []
     repository = None
+    init_timeout = None
     for contribution in contributions:
         environment.update(contribution.environment)
         secret_environment.update(contribution.secret_environment)
         files.extend(contribution.files)
         repository = contribution.repository or repository
+        if contribution.init_timeout is not None:
+            init_timeout = contribution.init_timeout
     overlap = set(environment) & set(secret_environment)
     if overlap:
         raise ValueError(f"variables both public and secret: {', '.join(sorted(overlap))}")
@@ -200,4 +208,5 @@ def build_plan(
         secret_environment=frozen_map(secret_environment),
         files=tuple(files),
         repository=repository,
+        init_timeout=init_timeout,
     )

@@ -41,6 +41,7 @@ from onyxia_hub.embedded.ports import pick_free_port
 from tests.helpers.client import HubClient
 from tests.helpers.hub import HubProcess
 from tests.helpers.portal import PortalClient
+from tests.helpers.scriptserver import ScriptServer
 
 CONFIGS = Path(__file__).parent / "configs"
 pytest_plugins = ["tests.helpers.postgres"]  # `postgres`, `db_url`: a real PostgreSQL
@@ -113,7 +114,19 @@ def test_catalog(hubs_root) -> Path:
 
 
 @pytest.fixture(scope="session")
-def hub(new_hub, test_catalog) -> HubProcess:
+def init_scripts(hubs_root):
+    """Init scripts the session hub's servers may fetch (`<url>/allowed/...` only)."""
+    directory = Path(tempfile.mkdtemp(prefix="scripts-", dir=hubs_root))
+    server = ScriptServer(directory)
+    yield server
+    server.close()
+
+
+INIT_TIMEOUT = 6  # seconds the session hub gives init scripts (tests/test_init_scripts.py)
+
+
+@pytest.fixture(scope="session")
+def hub(new_hub, test_catalog, init_scripts) -> HubProcess:
     config = test_catalog.parent / "catalog-config.py"
     config.write_text(
         "c = get_config()  # noqa\n"
@@ -125,6 +138,8 @@ def hub(new_hub, test_catalog) -> HubProcess:
         "c.OnyxiaLocalSpawner.gpu_devices = ['GPU-test-0', 'GPU-test-1']\n"
         "c.Spawner.consecutive_failure_limit = 5\n"
         "c.OnyxiaLocalSpawner.provider_classes.append('tests.helpers.planted.PlantedProvider')\n"
+        f"c.InitScriptProvider.allowed_personal_scripts = [{init_scripts.url + '/allowed/'!r}]\n"
+        f"c.InitScriptProvider.timeout = {INIT_TIMEOUT}\n"
         # servers trust the test git servers' CA (tests/test_git*.py)
         "c.OnyxiaLocalSpawner.environment.update("
         f"{{'GIT_SSL_CAINFO': {str(test_catalog.parent / GIT_TEST_CA)!r}}})\n"

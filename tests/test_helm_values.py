@@ -848,12 +848,13 @@ def test_the_portal_runs_in_the_hub_pod_with_narrow_scopes(values, monkeypatch):
     assert values["hub"]["networkPolicy"]["ingress"][0]["ports"] == [{"port": port}]
 
 
-def test_extra_config_gives_every_launch_git_then_storage(values, monkeypatch):
+def test_extra_config_gives_every_launch_git_init_scripts_then_storage(values, monkeypatch):
     from onyxia_hub.providers.git import GitProvider
 
     c = hub_config(values, monkeypatch)
     assert c.OnyxiaSpawner.provider_classes == [
         "onyxia_hub.providers.git.GitProvider",
+        "onyxia_hub.providers.initscripts.InitScriptProvider",
         "onyxia_hub.providers.storage.StorageProvider",
     ]
     # the git provider reads My account from the portal's own database

@@ -105,10 +105,11 @@ def build_config(r: Resolved) -> Config:
 
     c.JupyterHub.spawner_class = "onyxia-local"
     c.OnyxiaLocalSpawner.homes_root = str(state.homes)
-    # git identity, token and repository from My account (docs/git.md); storage appends
-    # its provider below. Both find the portal's store from the portal service's
-    # environment (onyxia_hub.db.stores).
-    c.OnyxiaLocalSpawner.provider_classes = [GIT_PROVIDER]
+    # git identity, token and repository from My account (docs/git.md), and init scripts
+    # (docs/init-scripts.md: none allowed until c.InitScriptProvider says which); storage
+    # appends its provider below. Git and storage find the portal's store from the
+    # portal service's environment (onyxia_hub.db.stores).
+    c.OnyxiaLocalSpawner.provider_classes = [GIT_PROVIDER, INIT_PROVIDER]
     c.OnyxiaLocalSpawner.server_log_dir = str(state.server_logs)
     c.OnyxiaLocalSpawner.isolation = "accounts" if r.isolate else "none"
     c.Spawner.start_timeout = 120
@@ -147,6 +148,7 @@ def build_config(r: Resolved) -> Config:
 
 
 GIT_PROVIDER = "onyxia_hub.providers.git.GitProvider"
+INIT_PROVIDER = "onyxia_hub.providers.initscripts.InitScriptProvider"
 
 # Storage (onyxia_hub/providers/storage, docs/storage.md): the embedded store's provider.
 STORAGE_PROVIDER = "onyxia_hub.providers.storage.StorageProvider"

@@ -217,7 +217,18 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
             selected=selected.service if selected else catalog.default_service.name,
             gauges=gauges(usage, limits),
             prefilled=prefill is not None,
+            init_sources=self._init_sources(),
         )
+
+    def _init_sources(self) -> list[str] | None:
+        """The URL patterns personal init scripts may come from; None: no init script
+        provider (the form then has no init script field)."""
+        from ..providers.initscripts import InitScriptProvider
+
+        for provider in self.providers:
+            if isinstance(provider, InitScriptProvider):
+                return list(provider.allowed_personal_scripts)
+        return None
 
     def _remembered_choice(self, prefill, catalog, groups) -> Choice | None:
         """The choice to preselect: a link's, else the last start's, else none."""
@@ -324,6 +335,13 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
                         raise ChoiceError(str(e), status_code=503, reason="provider") from None
                     self.emit(15, f"Starting without {type(provider).__name__}: {e}")
             plan = build_plan(catalog, choice, launcher, tuple(contributions))
+            if choice.init_script and plan.init_timeout is None:  # never silently dropped
+                raise ChoiceError(
+                    "init_script: this datalab runs no personal init scripts "
+                    "(its administrator has not set up InitScriptProvider).",
+                    status_code=403,
+                    reason="init-script-refused",
+                )
         except BaseException:
             self.release_plan()
             raise

@@ -198,6 +198,23 @@ def plan_overrides(
     }
 
 
+def init_settings(plan: LaunchPlan, cmd, http_timeout: float) -> dict[str, object]:
+    """`cmd` through `onyxia-init` (extensions/onyxia-git, in the image) and a longer
+    `http_timeout` when the plan has init scripts; the operator's values otherwise.
+    ValueError when the command is the image's own (`cmd` None: nothing to wrap)."""
+    if plan.init_timeout is None:
+        return {"cmd": cmd, "http_timeout": http_timeout}
+    if not cmd:
+        raise ValueError(
+            "Init scripts need the server's command (KubeSpawner.cmd, the chart's "
+            "singleuser.cmd), which this datalab leaves to the image; ask an administrator."
+        )
+    return {
+        "cmd": ["onyxia-init", "--", *cmd],
+        "http_timeout": http_timeout + plan.init_timeout,
+    }
+
+
 # -- events -----------------------------------------------------------------------------
 def _scheduling(message: str, gpu: str | None) -> str:
     text = message.lower()

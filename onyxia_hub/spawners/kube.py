@@ -39,6 +39,7 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from traitlets import TraitError, Unicode, validate
 
+from ..choices import ChoiceError
 from ..quantities import format_cpu, human_memory
 from .base import OnyxiaSpawnerMixin
 from .k8s_objects import (
@@ -47,6 +48,7 @@ from .k8s_objects import (
     env_from_plan,
     event_message,
     files_from_plan,
+    init_settings,
     make_secret,
     plan_overrides,
     split_environment,
@@ -64,6 +66,8 @@ _PLAN_SETTINGS = (
     "volumes",
     "volume_mounts",
     "default_url",
+    "cmd",
+    "http_timeout",
 )
 
 
@@ -178,6 +182,11 @@ class OnyxiaSpawner(OnyxiaSpawnerMixin, KubeSpawner):
                 for m in mounts
             ]
         settings.update(volumes=volumes, volume_mounts=volume_mounts)
+        try:
+            settings.update(init_settings(plan, base["cmd"], base["http_timeout"]))
+        except ValueError as e:
+            self.release_plan()
+            raise ChoiceError(str(e), status_code=409, reason="init-script-refused") from None
         for name, value in settings.items():
             if getattr(self, name) != value:  # traitlets validates and notifies on set
                 setattr(self, name, value)

@@ -51,6 +51,7 @@ class PullStatus:
     message: str = ""
     started: float | None = None
     finished: float | None = None
+    init: dict | None = None  # the init scripts' outcome for this server (init.py)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def update(self, **changes) -> None:
@@ -89,6 +90,23 @@ def use_hub_git_config(environ, log) -> str | None:
     environ["GIT_CONFIG_SYSTEM"] = str(path)
     log.info("onyxia-git: git reads its system configuration from %s", path)
     return str(path)
+
+
+def init_outcome(environ, pid: int) -> dict | None:
+    """What `onyxia-init` wrote for this very server (its pid is the server's, since it
+    exec'd it), or None: no scripts, or a file left by an earlier start."""
+    from .init import STATUS_ENV
+
+    home = environ.get("HOME") or os.path.expanduser("~")
+    path = Path(environ.get(STATUS_ENV) or Path(home) / ".onyxia" / "init-status.json")
+    try:
+        outcome = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(outcome, dict) or outcome.get("pid") != pid:
+        return None
+    keep = ("state", "script", "message", "started", "finished")
+    return {k: outcome.get(k) for k in keep} | {"id": f"{outcome.get('started')}"}
 
 
 def run_pull(status: PullStatus, work_dir: str, log, environ=None, cwd=None) -> None:
@@ -156,7 +174,9 @@ def load(serverapp) -> None:
     """`_load_jupyter_server_extension`: see the module docstring."""
     log = serverapp.log
     use_hub_git_config(os.environ, log)
-    status = PullStatus()
+    status = PullStatus(init=init_outcome(os.environ, os.getpid()))
+    if status.init and status.init.get("state") == "failed":
+        log.warning("onyxia-init: %s", status.init.get("message"))
     web_app = serverapp.web_app
     route = url_path_join(web_app.settings["base_url"], "onyxia-git", "status")
     web_app.add_handlers(".*$", [(route, StatusHandler, {"status": status})])

@@ -10,9 +10,10 @@ with `k8s_objects.py`. Each is tested against literal values in
 - `server_environment`: the mixin's layers (`environment.assemble`, with the service's
   `local.environment`), then what only this adapter adds: the process tag, the runtime
   directory, the GPUs the server holds;
-- `server_argv`, `launch_command`: what runs (in the service's environment, `software`),
-  and through which launcher (`enter.py`:
-  join the cgroup, drop root) when there is a cgroup or an account to become;
+- `server_argv`, `with_init_runner`, `launch_command`: what runs (in the service's
+  environment, `software`), after the init scripts when there are some (`onyxia-init`),
+  and through which launcher (`enter.py`: join the cgroup, drop root) when there is a
+  cgroup or an account to become;
 - `limits_summary`: the limits in the words of the progress page;
 - `popen_options`: how the process starts (new session, closed stdin, umask 077, home).
 """
@@ -33,6 +34,7 @@ from .processes import TAG
 from .software import Software
 
 GPU_VARIABLES = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
+INIT_STATUS_VARIABLE = "ONYXIA_INIT_STATUS_FILE"  # extensions/onyxia-git/onyxia_git/init.py
 RUNTIME_VARIABLES = ("JUPYTER_RUNTIME_DIR", "XDG_RUNTIME_DIR")
 
 
@@ -82,7 +84,23 @@ def server_environment(
         env[name] = runtime_dir
     for name in GPU_VARIABLES:  # empty: no GPU, whatever the machine has
         env[name] = ",".join(gpus)
+    if plan.init_timeout is not None:
+        env[INIT_STATUS_VARIABLE] = init_status_file(runtime_dir)
     return env
+
+
+def init_status_file(runtime_dir: str) -> str:
+    """Where `onyxia-init` says how the init scripts went: the server's runtime
+    directory (its account's, private), which the spawner reads for the progress page."""
+    return os.path.join(runtime_dir, "init-status.json")
+
+
+def with_init_runner(argv: Sequence[str], plan: LaunchPlan, software: Software) -> list[str]:
+    """argv, after the plan's init scripts (`onyxia-init` of the service's environment,
+    without user site-packages) when it has some; as it is otherwise."""
+    if plan.init_timeout is None:
+        return list(argv)
+    return [software.python, "-s", "-P", "-m", "onyxia_git.init", "--", *argv]
 
 
 def server_argv(

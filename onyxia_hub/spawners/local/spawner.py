@@ -40,7 +40,7 @@ from ...choices import ChoiceError
 from ...embedded.state import default_state_dir
 from ...quantities import human_memory
 from ..base import OnyxiaSpawnerMixin
-from . import availability, builders, software
+from . import availability, builders, init_watch, software
 from .accounts import AccountError, Accounts, safe_name
 from .gpus import GpuError, NoGpuFree
 from .homefiles import UnsafeHomePath, write_home_file
@@ -205,6 +205,8 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
         self._software: software.Software | None = None
         self._gpus: tuple[str, ...] = ()
         self._memory_limit = 0
+        self._base_http_timeout: float | None = None  # http_timeout as configured
+        self._init_watch: asyncio.Future | None = None
 
     # -- the machine -------------------------------------------------------------------
     @property
@@ -363,6 +365,7 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
             gpus=self._gpus,
         )
         argv = builders.server_argv(plan, self._software, self.cmd, self.get_args())
+        argv = builders.with_init_runner(argv, plan, self._software)
 
         self.emit(35, f"Setting your limits ({builders.limits_summary(resources)})")
         procs_files = None
@@ -398,8 +401,22 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
             machine.watchdog.register(
                 self.server_id, self.pid, resources.memory_limit, self._memory_note
             )
+        self._wait_for_init(plan, runtime)
         self.emit(70, f"Waiting for {plan.service_display_name} to answer")
         return (self.ip or "127.0.0.1", self.port)
+
+    def _wait_for_init(self, plan, runtime: str) -> None:
+        """With init scripts: wait that much longer for the server, and tell the progress
+        page how they go (`init_watch.follow`)."""
+        if self._base_http_timeout is None:
+            self._base_http_timeout = self.http_timeout
+        self.http_timeout = self._base_http_timeout + (plan.init_timeout or 0)
+        if plan.init_timeout is None:
+            return
+        path = builders.init_status_file(runtime)
+        self._init_watch = asyncio.ensure_future(
+            init_watch.follow(path, self.pid, self.emit, plan.init_timeout + 10, self.log)
+        )
 
     async def _write_files(self, files, account, secrets_dir: str) -> None:
         """Write each file where `builders.file_destinations` put it, as the account."""
@@ -446,6 +463,9 @@ class OnyxiaLocalSpawner(OnyxiaSpawnerMixin, LocalProcessSpawner):
 
     async def _teardown(self):
         """End what is left of the server and give back what it held. Idempotent."""
+        watch, self._init_watch = self._init_watch, None
+        if watch is not None:
+            watch.cancel()
         machine = self.machine
         server_id = self.server_id
         if server_id:

@@ -12,6 +12,8 @@
  * The plugin reads `<base_url>onyxia-git/status` (the onyxia_git server extension) once a
  * second while the pull runs, and shows one notification: in progress, then done (closes
  * by itself) or failed (stays until dismissed). A finished pull is shown once per browser.
+ * The same answer carries the init scripts' outcome (`init`, onyxia_git/init.py): a
+ * failed one is shown once per browser too, and stays until dismissed.
  */
 (function () {
   'use strict';
@@ -59,12 +61,34 @@
       });
     }
 
+    var initChecked = false;
+
+    function showInit(init) {
+      if (!init || init.state !== 'failed') {
+        return;
+      }
+      var key = 'onyxia-init:' + init.id;
+      if (window.localStorage.getItem(key)) {
+        return;
+      }
+      window.localStorage.setItem(key, String(Date.now()));
+      app.commands.execute('apputils:notify', {
+        message: init.message,
+        type: 'error',
+        options: { autoClose: false, data: { onyxiaInit: init.id } }
+      });
+    }
+
     function poll() {
       fetch(url, { credentials: 'same-origin', headers: headers })
         .then(function (response) {
           return response.ok ? response.json() : null;
         })
         .then(function (status) {
+          if (status && !initChecked) {
+            initChecked = true;
+            showInit(status.init);
+          }
           if (!status || status.state === 'none' || !status.id) {
             return;
           }
