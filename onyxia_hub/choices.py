@@ -334,8 +334,11 @@ def init_script_problem(url) -> str | None:
         return "must not hold a user name or password"
     if parts.fragment:
         return "must not have a #fragment"
-    if any(ord(c) <= 32 or c == "\\" for c in url):
-        return "must not hold spaces, backslashes or control characters"
+    if any(not 32 < ord(c) < 127 or c == "\\" for c in url):
+        return (
+            "must be printable ASCII, without spaces or backslashes "
+            "(write international host names in punycode, other characters %-encoded)"
+        )
     return None
 
 

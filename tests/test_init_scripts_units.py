@@ -26,7 +26,7 @@ from onyxia_hub.providers.base import PlanRequest
 from onyxia_hub.providers.initscripts import InitScriptProvider, allowed
 from onyxia_hub.spawners.k8s_objects import init_settings
 from onyxia_hub.spawners.local import builders
-from onyxia_hub.spawners.local.init_watch import follow
+from onyxia_hub.spawners.local.init_watch import follow, read
 from onyxia_hub.spawners.local.software import Software
 from tests.helpers.scriptserver import ScriptServer
 
@@ -48,6 +48,9 @@ PATTERNS = ["https://raw.githubusercontent.com/InseeFrLab/", "https://scripts.ex
         ("https://scripts.example.org/team/../other/x.sh", False),
         ("https://scripts.example.org/team/%2e%2e/other/x.sh", False),
         ("https://scripts.example.org/team%2F..%2Fother/x.sh", False),
+        ("https://scripts.example.org/team/%252e%252e/other/x.sh", False),
+        ("https://scripts.example.org/team/\x7f.sh", False),
+        ("https://scripts.example.org/team/caf\u00e9.sh", False),
         ("https://scripts.example.org/team//x.sh", False),
         ("https://user:pw@scripts.example.org/team/x.sh", False),
         ("https://scripts.example.org/team/x.sh#frag", False),
@@ -112,9 +115,11 @@ async def test_the_provider_refuses_a_source_not_allowed_and_feeds_the_plan():
     )
     assert dict(given.environment) == {
         "REGION_INIT_SCRIPT": "https://scripts.example.org/region.sh",
+        "ONYXIA_INIT_TIMEOUT": "30",
+    }
+    assert dict(given.secret_environment) == {  # the user's: may carry a token
         "PERSONAL_INIT_SCRIPT": "https://scripts.example.org/team/a.sh",
         "PERSONAL_INIT_ARGS": "fr x",
-        "ONYXIA_INIT_TIMEOUT": "30",
     }
     plan = build_plan(CATALOG, request().choice, Launcher("alice"), (given,))
     assert plan.init_timeout == 30
@@ -219,6 +224,18 @@ def test_a_failing_or_hanging_script_is_reported_and_the_server_starts(tmp_path,
                            "ONYXIA_INIT_STATUS_FILE": str(status_file)}, program)  # fmt: skip
     assert done.stdout == "server started\n"
     assert "could not be downloaded (HTTP 404)" in json.loads(status_file.read_text())["message"]
+    # a redirect is not followed (the allowed URL is not where it leads), and a URL no
+    # HTTP library takes (DEL in it) is a failure, not a crash: the server starts
+    elsewhere = scripts.put("other/evil.sh", "echo evil > /dev/null\n")
+    redirect = scripts.put("allowed/moved.redirect", elsewhere)
+    for url, said in ((redirect, "redirects elsewhere (HTTP 302)"),
+                      (scripts.url + "/allowed/\x7f.sh", "could not be downloaded")):  # fmt: skip
+        done = run_init(home, {"PERSONAL_INIT_SCRIPT": url,
+                               "ONYXIA_INIT_STATUS_FILE": str(status_file)}, program)  # fmt: skip
+        assert done.stdout == "server started\n", done.stderr
+        assert "Traceback" not in done.stderr and url not in done.stderr
+        assert said in json.loads(status_file.read_text())["message"]
+    assert "/other/evil.sh" not in scripts.requests
     # no script at all: straight to the server, no file written
     bare = tmp_path / "bare"
     bare.mkdir()
@@ -242,3 +259,20 @@ async def test_the_progress_page_follows_the_outcome(tmp_path):
     said.clear()  # a file of an earlier start (another pid) is not this start's
     assert await follow(str(path), 7, lambda p, m: said.append(m), timeout=0.6) is None
     assert said == []
+
+
+def test_the_hub_reads_the_users_status_file_safely(tmp_path):
+    """The file is in a directory of the user's, read by the hub (root): no link, no
+    FIFO or device (a read that never ends), nothing large."""
+    path = tmp_path / "init-status.json"
+    path.symlink_to("/dev/zero")
+    assert read(str(path), 1) is None
+    path.unlink()
+    os.mkfifo(path)
+    started = time.monotonic()
+    assert read(str(path), 1) is None and time.monotonic() - started < 1
+    path.unlink()
+    path.write_text(json.dumps({"pid": 1, "state": "done", "message": "x" * 10000}))
+    assert read(str(path), 1) is None
+    path.write_text(json.dumps({"pid": 1, "state": "done", "message": "ok"}))
+    assert read(str(path), 1)["state"] == "done"

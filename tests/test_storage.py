@@ -1,7 +1,7 @@
 """Per-user S3 storage on a real embedded hub (moto), in real user servers (docs/storage.md).
 
 One extra hub (`onyxia-hub up` with its embedded moto store, over HTTPS) whose session
-credentials live 20 s (`sts_duration`) and are renewed after 10 s, so that rotations
+credentials live 30 s (`sts_duration`) and are renewed after 15 s, so that rotations
 happen while a test watches; two users with a real JupyterLab server each (the only two
 spawns here).
 
@@ -48,7 +48,7 @@ from tests.helpers.terminals import run_in_terminal
 
 pytestmark = pytest.mark.root
 CONFIGS = Path(__file__).parent / "configs"
-LIFETIME = 20
+LIFETIME = 30
 
 
 @pytest.fixture(scope="module")

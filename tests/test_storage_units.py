@@ -371,6 +371,11 @@ async def test_sessions_are_confined_expire_overlap_and_are_revoked(store, db):
     assert await service.revoke("carol") == 1
     with pytest.raises(ClientError, match="AccessDenied"):  # the role is gone, its sessions too
         s3(store, second).list_objects_v2(Bucket="user-carol")
+    # a new launch makes the role again (same name, same ARN): revoked sessions stay dead
+    third = await service.credentials("carol")
+    assert s3(store, third).list_objects_v2(Bucket="user-carol")["KeyCount"] == 1
+    with pytest.raises(ClientError, match="AccessDenied"):
+        s3(store, second).list_objects_v2(Bucket="user-carol")
 
 
 # -- faults -------------------------------------------------------------------------------
@@ -606,6 +611,34 @@ def test_python_kernels_keep_the_variables_and_load_the_refresh_extension(tmp_pa
     assert kernel_command(kernel_command(ipykernel)) == kernel_command(ipykernel)
     other = ["/usr/bin/R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"]
     assert kernel_command(other) == other
+
+
+def test_new_terminals_get_the_current_set_without_blocking_the_server():
+    from onyxia_storage.terminals import TerminalCredentials
+
+    def when(t: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+    class Manager:  # terminado's TermManagerBase: what it reads
+        extra_env = {"JUPYTER_SERVER_ROOT": "/home/u"}
+
+    base = {
+        "AWS_ACCESS_KEY_ID": "ASIAOLD", "AWS_SECRET_ACCESS_KEY": "s", "AWS_SESSION_TOKEN": "t",
+        "AWS_CREDENTIAL_EXPIRATION": when(time.time() + 60),
+    }  # fmt: skip
+    manager = Manager()
+    credentials = TerminalCredentials(manager, base)
+    credentials.refresher.fetch = lambda env, now: {
+        "AccessKeyId": "ASIANEW", "SecretAccessKey": "s2", "SessionToken": "t2",
+        "Expiration": when(now + 3600),
+    }  # fmt: skip
+    first = manager.extra_env
+    credentials.refresh()
+    assert manager.extra_env is not first  # a new dict: never one changed while read
+    assert manager.extra_env["JUPYTER_SERVER_ROOT"] == "/home/u"
+    assert manager.extra_env["AWS_ACCESS_KEY_ID"] == "ASIANEW"
+    assert base["AWS_ACCESS_KEY_ID"] == "ASIAOLD"  # the server's own environment untouched
+    assert 1 <= credentials.next_check(time.time()) <= 30
 
 
 def test_the_kernel_refresher_rewrites_the_variables_before_expiry_only():

@@ -64,9 +64,15 @@ def _key_id(environ) -> str | None:
     return found.group(1) if found else None
 
 
-def _session_refusals(now: datetime.datetime) -> dict[str, tuple[str, str]]:
+def _session_refusals(
+    now: datetime.datetime, roles_seen: dict[str, str]
+) -> dict[str, tuple[str, str]]:
     """{access key id: (S3 error code, message)} for moto's STS sessions that S3 would
-    refuse: expired ones, and those whose role was deleted (moto answers 500 for them).
+    refuse: expired ones, and those whose role was deleted (moto answers 500 for them),
+    even if a role of the same name was made since (moto grants by name: a revoked
+    user's sessions would come back). `roles_seen` keeps, for each session, the id of
+    the role it was first seen with; every signed request passes here, the hub's
+    DeleteRole included, so a session is always seen before its role can change.
     Sessions expired for longer than FORGET_AFTER are dropped from moto's memory."""
     from moto.iam.models import iam_backends
     from moto.sts.models import sts_backends
@@ -77,17 +83,20 @@ def _session_refusals(now: datetime.datetime) -> dict[str, tuple[str, str]]:
             roles = backend.assumed_roles
             for stale in [r for r in roles if r.expiration + FORGET_AFTER <= now]:
                 roles.remove(stale)
+                roles_seen.pop(stale.access_key_id, None)
             try:
-                existing = {r.arn for r in iam_backends[account_id][partition].roles.values()}
+                existing = {r.arn: r.id for r in iam_backends[account_id][partition].roles.values()}
             except KeyError:
-                existing = set()
+                existing = {}
             for role in roles:
+                current = existing.get(role.role_arn)
+                first = roles_seen.setdefault(role.access_key_id, current or "")
                 if role.expiration <= now:
                     refused[role.access_key_id] = (
                         "ExpiredToken",
                         "The provided token has expired.",
                     )
-                elif role.role_arn not in existing:
+                elif current is None or current != first:
                     refused[role.access_key_id] = (
                         "AccessDenied",
                         "The role of this session was deleted: its credentials were revoked.",
@@ -99,12 +108,13 @@ def refusing_expired_sessions(app, clock=None):
     """app, answering 403 to requests signed with expired or revoked session keys."""
     clock = clock or (lambda: datetime.datetime.now(datetime.UTC).replace(tzinfo=None))
     lock = threading.Lock()
+    roles_seen: dict[str, str] = {}
 
     def checked(environ, start_response):
         key_id = _key_id(environ)
         if key_id and key_id.startswith("ASIA"):  # moto's (and AWS's) session keys
             with lock:
-                refusal = _session_refusals(clock()).get(key_id)
+                refusal = _session_refusals(clock(), roles_seen).get(key_id)
             if refusal is not None:
                 code, message = refusal
                 body = (

@@ -2,7 +2,7 @@
 
 Layout (modes in brackets; the owner is whoever runs `onyxia-hub up`)::
 
-    <state>/            [0700, or 0711 when user homes inside it belong to other accounts]
+    <state>/            [0700, or 0711 when users have accounts of their own (isolation)]
       hub/              [0700] jupyterhub.sqlite, accounts.sqlite, pid files, ports.json, lock
       hub/secrets/      [0700] cookie_secret, crypt_key, proxy_token, admin-password, portal_key,
                                storage-admin.json (the embedded store's admin keys)
@@ -144,10 +144,10 @@ class StateDir:
         """Create the directories with their modes; fix modes that drifted.
 
         `shared_homes` is true when homes belong to other accounts (isolation as root): the
-        root and homes directories then get 0711 so those accounts can reach their own home.
+        root and homes directories then get 0711 so those accounts can reach their own home
+        and the store's CA bundle (`tls/`), wherever the homes are.
         """
-        homes_inside = self.homes_dir is None or _is_relative_to(self.homes, self.root)
-        root_mode = 0o711 if (shared_homes and homes_inside) else 0o700
+        root_mode = 0o711 if shared_homes else 0o700
         _ensure_dir(self.root, root_mode)
         for path in (self.hub, self.secrets, self.logs, self.server_logs, self.portal):
             _ensure_dir(path, 0o700)
@@ -216,11 +216,3 @@ class StateDir:
         saved_path.write_text(json.dumps(ports, indent=1))
         saved_path.chmod(0o600)
         return ports
-
-
-def _is_relative_to(path: Path, parent: Path) -> bool:
-    try:
-        path.resolve().relative_to(parent.resolve())
-    except ValueError:
-        return False
-    return True

@@ -6,7 +6,8 @@ under `<state>/storage/tls/`:
 
 | file            | mode | what                                                        |
 |-----------------|------|-------------------------------------------------------------|
-| `ca.pem`        | 0644 | the CA's certificate ("Onyxia Hub local CA", 10 years)      |
+| `ca.pem`        | 0644 | the CA's certificate ("Onyxia Hub local CA", 10 years,      |
+|                 |      | name-constrained to 127.0.0.0/8 and `localhost`)            |
 | `ca-key.pem`    | 0600 | its key: it signs the store's certificate, nothing else     |
 | `store.pem`     | 0644 | the store's certificate: `127.0.0.1` and `localhost`, 1 year |
 | `store-key.pem` | 0600 | its key                                                     |
@@ -125,6 +126,17 @@ def _make_ca(tls: StoreTLS) -> None:
             critical=True,
         )  # fmt: skip
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        # servers trust it for every host (SSL_CERT_FILE): it may sign for loopback only
+        .add_extension(
+            x509.NameConstraints(
+                permitted_subtrees=[
+                    x509.IPAddress(ipaddress.ip_network("127.0.0.0/8")),
+                    x509.DNSName("localhost"),
+                ],
+                excluded_subtrees=None,
+            ),
+            critical=True,
+        )
         .sign(key, hashes.SHA256())
     )
     write_private(tls.ca_key, _pem_key(key))
@@ -196,6 +208,9 @@ def ensure(directory: Path) -> StoreTLS:
     directory.chmod(0o755)
     if not (tls.ca.exists() and tls.ca_key.exists()):
         _make_ca(tls)
+    for key in (tls.ca_key, tls.key):  # modes that drifted (a copy, a restore) are fixed
+        if key.exists() and key.stat().st_mode & 0o077:
+            key.chmod(0o600)
     if not _store_cert_current(tls):
         _make_store_cert(tls)
     _write_public(tls.bundle, _public_cas().rstrip("\n") + "\n\n" + tls.ca.read_text())

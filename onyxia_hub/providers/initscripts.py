@@ -7,8 +7,9 @@
         "https://raw.githubusercontent.com/InseeFrLab/",
     ]
 
-It contributes Onyxia's variables (`REGION_INIT_SCRIPT`, `PERSONAL_INIT_SCRIPT`,
-`PERSONAL_INIT_ARGS`) and the time the scripts may take; adapters then start the server
+It contributes Onyxia's variables (`REGION_INIT_SCRIPT`; `PERSONAL_INIT_SCRIPT` and
+`PERSONAL_INIT_ARGS` through the secret channel, since a URL may carry a token) and the
+time the scripts may take; adapters then start the server
 through `onyxia-init` (extensions/onyxia-git), which fetches and runs the scripts inside
 the server, as its user, before the server starts (docs/init-scripts.md). The hub never
 fetches a script.
@@ -57,7 +58,7 @@ def _clean_path(path: str) -> str | None:
     """The path, decoded, or None if it could step out of a prefix (`..`, `.`, an encoded
     slash or backslash, a doubled slash)."""
     lowered = path.lower()
-    if "%2f" in lowered or "%5c" in lowered or "//" in path:
+    if "%2f" in lowered or "%5c" in lowered or "%25" in lowered or "//" in path:
         return None
     decoded = unquote(path)
     segments = decoded.split("/")
@@ -156,7 +157,7 @@ class InitScriptProvider(PlanProvider):
 
     async def contribute(self, request: PlanRequest) -> Contribution:
         choice = request.choice
-        environment = {}
+        environment, secret = {}, {}
         if self.region_script:
             environment[REGION_VAR] = self.region_script
         if choice.init_script:
@@ -169,11 +170,17 @@ class InitScriptProvider(PlanProvider):
                     status_code=403,
                     reason="init-script-refused",
                 )
-            environment[PERSONAL_VAR] = choice.init_script
+            # the user's: a URL may carry a token, arguments a password (the secret
+            # channel: never a pod spec)
+            secret[PERSONAL_VAR] = choice.init_script
             if choice.init_args:
-                environment[ARGS_VAR] = choice.init_args
-        if not environment:
+                secret[ARGS_VAR] = choice.init_args
+        if not environment and not secret:
             return Contribution()
         request.emit(14, "Your server will run its init scripts before it starts")
         environment[TIMEOUT_VAR] = f"{self.timeout:g}"
-        return Contribution(environment=frozen_map(environment), init_timeout=self.timeout)
+        return Contribution(
+            environment=frozen_map(environment),
+            secret_environment=frozen_map(secret),
+            init_timeout=self.timeout,
+        )

@@ -3,7 +3,8 @@
 The embedded hub's servers fetch their init scripts from inside the server as their user
 (extensions/onyxia-git/onyxia_git/init.py); tests serve those scripts from here. Plain HTTP
 on loopback, which `InitScriptProvider.allowed_personal_scripts` allows only when a pattern
-names it (`http://127.0.0.1:<port>/allowed/`). Each request is recorded (path only).
+names it (`http://127.0.0.1:<port>/allowed/`). Each request is recorded (path only). A
+file named `*.redirect` answers 302 to the URL it holds.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ class ScriptServer:
         class Handler(SimpleHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's name
                 served.append(self.path)
+                target = Path(self.translate_path(self.path))
+                if target.name.endswith(".redirect") and target.is_file():
+                    self.send_response(302)
+                    self.send_header("Location", target.read_text().strip())
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 super().do_GET()
 
             def log_message(self, *args):

@@ -72,17 +72,41 @@ def write_status(path: Path, status: dict) -> None:
     os.replace(tmp, path)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: the hub allowed this URL, not where it leads."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise ScriptFailed(f"its address redirects elsewhere (HTTP {code}), which is not followed")
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def fetch(url: str, timeout: float) -> bytes:
+    """The script at url, within timeout seconds in all (read in pieces against the
+    deadline: a server sending a byte a second cannot hold the start up)."""
     if not url.startswith(("https://", "http://")):
         raise ScriptFailed("its URL is not http(s)")
+    deadline = time.monotonic() + timeout
+    body = b""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
-            body = response.read(MAX_SCRIPT + 1)
+        with _OPENER.open(url, timeout=timeout) as response:
+            while len(body) <= MAX_SCRIPT:
+                if time.monotonic() > deadline:
+                    raise ScriptFailed(f"its download took more than {timeout:.0f} s")
+                piece = response.read1(65536)
+                if not piece:
+                    break
+                body += piece
+    except ScriptFailed:
+        raise
     except urllib.error.HTTPError as e:
         raise ScriptFailed(f"it could not be downloaded (HTTP {e.code})") from None
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", None) or e
+    except urllib.error.URLError as e:
+        reason = e.reason if isinstance(e.reason, str) else type(e.reason).__name__
         raise ScriptFailed(f"it could not be downloaded ({reason})") from None
+    except Exception as e:  # noqa: BLE001 - any failure of any layer, never its text (a URL)
+        raise ScriptFailed(f"it could not be downloaded ({type(e).__name__})") from None
     if len(body) > MAX_SCRIPT:
         raise ScriptFailed("it is larger than 1 MiB")
     return body
@@ -176,7 +200,9 @@ def main(argv: list[str] | None = None) -> None:
         try:
             run_all(environ, Path(environ.get("HOME") or os.path.expanduser("~")))
         except OSError as e:  # the home cannot be written: the server starts all the same
-            _say(f"the init scripts could not run: {e.strerror or e}")
+            _say(f"the init scripts could not run: {e.strerror or type(e).__name__}")
+        except Exception as e:  # noqa: BLE001 - never a server kept from starting
+            _say(f"the init scripts could not run ({type(e).__name__})")
     try:
         os.execvp(argv[0], argv)  # noqa: S606 - the server, as given
     except OSError as e:

@@ -95,8 +95,11 @@ def use_hub_git_config(environ, log) -> str | None:
 def init_outcome(environ, pid: int) -> dict | None:
     """What `onyxia-init` wrote for this very server (its pid is the server's, since it
     exec'd it), or None: no scripts, or a file left by an earlier start."""
-    from .init import STATUS_ENV
+    from .init import SCRIPTS, STATUS_ENV, TIMEOUT_ENV
 
+    # a file of an earlier start may carry the same pid (a pod's), not the variables
+    if not environ.get(TIMEOUT_ENV) or not any(environ.get(var) for _, var, _ in SCRIPTS):
+        return None
     home = environ.get("HOME") or os.path.expanduser("~")
     path = Path(environ.get(STATUS_ENV) or Path(home) / ".onyxia" / "init-status.json")
     try:
@@ -176,7 +179,9 @@ def load(serverapp) -> None:
     use_hub_git_config(os.environ, log)
     status = PullStatus(init=init_outcome(os.environ, os.getpid()))
     if status.init and status.init.get("state") == "failed":
-        log.warning("onyxia-init: %s", status.init.get("message"))
+        which = status.init.get("script")
+        which = which if which in ("region", "personal") else "an"
+        log.warning("onyxia-init: the %s init script did not complete (~/.onyxia/init.log)", which)
     web_app = serverapp.web_app
     route = url_path_join(web_app.settings["base_url"], "onyxia-git", "status")
     web_app.add_handlers(".*$", [(route, StatusHandler, {"status": status})])

@@ -1,18 +1,26 @@
 """Terminals opened late get the current S3 set, not the launch's.
 
 A terminal's shell inherits the server's environment, fixed at launch: a terminal opened
-hours later would get keys that expired long ago. Before each new terminal, the same
-`Refresher` as kernels' (refresh.py) updates the terminal manager's `extra_env` (which
-terminado lays over the server's environment), on the server's event loop: the server's
-own `os.environ` is never written. A terminal already open keeps what it started with.
+hours later would get keys that expired long ago. Every `INTERVAL` seconds (more often
+when the set has less than 2 minutes left), in a worker thread (a fetch may wait for
+the portal: never on the server's event loop), the same `Refresher` as kernels'
+(refresh.py) works on a private copy of the S3 variables, and a changed set is handed
+to the terminal manager as a new `extra_env` dict (terminado lays it over the server's
+environment for each new terminal; one reference swap, never a dict changed while
+terminado reads it). The server's own `os.environ` is never written. A
+terminal already open keeps what it started with.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator, MutableMapping
 
 from .refresh import Refresher
+
+INTERVAL = 30.0  # seconds between two checks (each one comparison unless the set is due)
 
 
 class LayeredEnv(MutableMapping):
@@ -47,16 +55,49 @@ class LayeredEnv(MutableMapping):
         return sum(1 for _ in self)
 
 
-def refresh_new_terminals(manager, base: MutableMapping[str, str] = os.environ) -> Refresher:
-    """Make manager (terminado's) refresh the S3 set before each new terminal."""
-    if manager.extra_env is None:
-        manager.extra_env = {}
-    refresher = Refresher(LayeredEnv(manager.extra_env, base))
-    new_terminal = manager.new_terminal
+class TerminalCredentials:
+    """The S3 set new terminals get: `refresh()` (blocking: in a thread) renews it when
+    due and swaps `manager.extra_env` for a new dict holding it."""
 
-    def refreshed_terminal(**kwargs):
-        refresher()
-        return new_terminal(**kwargs)
+    def __init__(self, manager, base: MutableMapping[str, str] = os.environ):
+        self.manager = manager
+        self.fixed = dict(manager.extra_env or {})  # the terminal manager's own variables
+        self.layer: dict = {}
+        self.refresher = Refresher(LayeredEnv(self.layer, base))
+        self.lock = threading.Lock()
 
-    manager.new_terminal = refreshed_terminal
-    return refresher
+    def next_check(self, now: float) -> float:
+        """Seconds until the next check: INTERVAL, or a quarter of what the set has left."""
+        expiry = self.refresher.expiry()
+        if expiry is None:
+            return INTERVAL
+        return min(INTERVAL, max(1.0, (expiry - now) / 4))
+
+    def refresh(self) -> None:
+        if not self.lock.acquire(blocking=False):
+            return  # one at a time
+        try:
+            before = dict(self.layer)
+            self.refresher()
+            if self.layer != before:
+                self.manager.extra_env = {**self.fixed, **self.layer}
+        finally:
+            self.lock.release()
+
+
+def refresh_new_terminals(manager, base: MutableMapping[str, str] = os.environ):
+    """Keep manager's (terminado's) new terminals on the current S3 set: checks
+    scheduled on the event loop, each run in a worker thread."""
+    from tornado.ioloop import IOLoop
+
+    loop = IOLoop.current()
+    credentials = TerminalCredentials(manager, base)
+
+    def tick() -> None:
+        future = loop.run_in_executor(None, credentials.refresh)
+        future.add_done_callback(
+            lambda _: loop.add_callback(loop.call_later, credentials.next_check(time.time()), tick)
+        )
+
+    tick()
+    return credentials

@@ -12,19 +12,37 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
 import time
 from collections.abc import Callable
 
 POLL = 0.25
+MAX_STATUS = 4096  # bytes: the file is the user's, read by the hub
 PROGRESS = 60  # between "Starting" (50) and "Waiting for it to answer" (70)
 
 
 def read(path: str, pid: int) -> dict | None:
-    """The outcome for this start (written by the process `pid`), or None."""
+    """The outcome for this start (written by the process `pid`), or None. The file is
+    in a directory of the user's, read by the hub (root when accounts are isolated):
+    never through a link, never a FIFO or a device, at most MAX_STATUS bytes."""
     try:
-        with open(path) as f:
-            outcome = json.load(f)
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, MAX_STATUS + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_STATUS:
+        return None
+    try:
+        outcome = json.loads(data)
+    except ValueError:
         return None
     if not isinstance(outcome, dict) or outcome.get("pid") != pid:
         return None
@@ -54,7 +72,10 @@ async def follow(
                 emit(PROGRESS, text)
                 said = text
                 if outcome.get("state") == "failed" and log is not None:
-                    log.info("Init scripts of pid %s: %s", pid, outcome.get("message"))
+                    # the file is the user's: only words of ours in the hub's log
+                    script = outcome.get("script")
+                    which = script if script in ("region", "personal") else "an"
+                    log.info("Init scripts of pid %s: %s init script failed", pid, which)
             if outcome.get("state") in ("done", "failed"):
                 return outcome
         await asyncio.sleep(POLL)
