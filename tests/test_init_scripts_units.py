@@ -127,6 +127,8 @@ async def test_the_provider_refuses_a_source_not_allowed_and_feeds_the_plan():
     # no region script, no personal one: nothing to run, nothing changes
     bare = InitScriptProvider(config=Config({"InitScriptProvider": {"timeout": 30}}))
     assert await bare.contribute(request()) == Contribution()
+    with pytest.raises(ChoiceError, match="runs no personal init scripts .* empty the field"):
+        await bare.contribute(request(init_script="https://scripts.example.org/team/a.sh"))
 
 
 def test_adapters_start_the_server_through_onyxia_init_and_wait_longer():

@@ -164,9 +164,13 @@ class InitScriptProvider(PlanProvider):
             if not allowed(choice.init_script, self.allowed_personal_scripts):
                 sources = ", ".join(self.allowed_personal_scripts)
                 raise ChoiceError(
-                    "init_script: this datalab runs personal init scripts only from "
-                    + (sources if sources else "nowhere (none is allowed here)")
-                    + "; the URL given is not one of them.",
+                    (
+                        f"init_script: this datalab runs personal init scripts only from "
+                        f"{sources}; the URL given is not one of them."
+                    )
+                    if sources
+                    else "init_script: this datalab runs no personal init scripts (its "
+                    "administrator allows none); empty the field to launch.",
                     status_code=403,
                     reason="init-script-refused",
                 )
