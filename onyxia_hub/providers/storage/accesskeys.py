@@ -24,6 +24,7 @@ import json
 import secrets
 import string
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from .base import Issuer, IssueRequest, StorageCredentials, StorageError, read_key_pair
@@ -37,6 +38,23 @@ def iam_user(username: str) -> str:
 
 def _code(error) -> str:
     return str(getattr(error, "response", {}).get("Error", {}).get("Code", "")) or "an error"
+
+
+@contextmanager
+def store_errors(refusal: str):
+    """botocore's errors inside, as a StorageError for users ("the storage service refused
+    to <refusal> (<code>)"), never the SDK's own text."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
+
+    try:
+        yield
+    except ClientError as e:
+        raise StorageError(f"the storage service refused to {refusal} ({_code(e)})") from None
+    except ResponseParserError:
+        raise StorageError("the storage service sent an answer that cannot be read") from None
+    except BotoCoreError as e:
+        raise StorageError(f"the storage service cannot be reached ({type(e).__name__})") from None
 
 
 def admin_client(settings, service: str, *, validate: bool = True):
@@ -73,11 +91,10 @@ class IamKeys(Issuer):
         return await self.call("IAM access key", self._issue, request)
 
     def _issue(self, request: IssueRequest) -> StorageCredentials:
-        from botocore.exceptions import BotoCoreError, ClientError
-        from botocore.parsers import ResponseParserError
+        from botocore.exceptions import ClientError
 
         iam, name = self._iam(), iam_user(request.username)
-        try:
+        with store_errors("make your access key"):
             try:
                 iam.create_user(UserName=name, Tags=[{"Key": "onyxia-hub", "Value": "user"}])
             except ClientError as e:
@@ -93,16 +110,6 @@ class IamKeys(Issuer):
             for old in keys[:-1]:  # room for the new key next to the newest one
                 iam.delete_access_key(UserName=name, AccessKeyId=old["AccessKeyId"])
             key = iam.create_access_key(UserName=name)["AccessKey"]
-        except ClientError as e:
-            raise StorageError(
-                f"the storage service refused to make your access key ({_code(e)})"
-            ) from None
-        except ResponseParserError:
-            raise StorageError("the storage service sent an answer that cannot be read") from None
-        except BotoCoreError as e:
-            raise StorageError(
-                f"the storage service cannot be reached ({type(e).__name__})"
-            ) from None
         now = time.time()
         return StorageCredentials(
             access_key=key["AccessKeyId"],

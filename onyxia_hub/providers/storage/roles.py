@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 
-from .accesskeys import POLICY_NAME, _code, admin_client, iam_user
+from .accesskeys import POLICY_NAME, _code, admin_client, iam_user, store_errors
 from .base import Issuer, IssueRequest, StorageCredentials, StorageError
 
 
@@ -50,13 +50,12 @@ class RoleSessions(Issuer):
         return await self.call("STS AssumeRole", self._issue, request)
 
     def _issue(self, request: IssueRequest) -> StorageCredentials:
-        from botocore.exceptions import BotoCoreError, ClientError
-        from botocore.parsers import ResponseParserError
+        from botocore.exceptions import ClientError
 
         iam = admin_client(self.settings, "iam")
         sts = admin_client(self.settings, "sts", validate=False)  # the store says what it takes
         name = iam_user(request.username)
-        try:
+        with store_errors("open your session"):
             try:
                 role = iam.get_role(RoleName=name)["Role"]
             except ClientError as e:
@@ -78,16 +77,6 @@ class RoleSessions(Issuer):
                 RoleSessionName=session_name(request.username),
                 DurationSeconds=self.settings.sts_duration,
             )["Credentials"]
-        except ClientError as e:
-            raise StorageError(
-                f"the storage service refused to open your session ({_code(e)})"
-            ) from None
-        except ResponseParserError:
-            raise StorageError("the storage service sent an answer that cannot be read") from None
-        except BotoCoreError as e:
-            raise StorageError(
-                f"the storage service cannot be reached ({type(e).__name__})"
-            ) from None
         return StorageCredentials(
             access_key=answer["AccessKeyId"],
             secret_key=answer["SecretAccessKey"],
