@@ -45,14 +45,17 @@ def without_control_api(app):
             path = path.decode("utf-8", "replace")
         if ("/" + path.lstrip("/")).lower().startswith(CONTROL_PREFIX):
             body = b"moto's control API is not served by Onyxia Hub's embedded store\n"
-            start_response(
-                "403 Forbidden",
-                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
-            )
-            return [body]
+            return _forbidden(start_response, "text/plain", body)
         return app(environ, start_response)
 
     return guarded
+
+
+def _forbidden(start_response, content_type: str, body: bytes) -> list[bytes]:
+    start_response(
+        "403 Forbidden", [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+    )
+    return [body]
 
 
 def _key_id(environ) -> str | None:
@@ -121,11 +124,7 @@ def refusing_expired_sessions(app, clock=None):
                     '<?xml version="1.0" encoding="UTF-8"?>\n'
                     f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
                 ).encode()
-                start_response(
-                    "403 Forbidden",
-                    [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
-                )
-                return [body]
+                return _forbidden(start_response, "application/xml", body)
         return app(environ, start_response)
 
     return checked
