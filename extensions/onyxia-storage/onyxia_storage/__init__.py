@@ -41,9 +41,9 @@ def _load_jupyter_server_extension(serverapp):
 
     from jupyter_client.provisioning import KernelProvisionerFactory
 
-    from .kernelenv import REFRESH_ENV, URL_ENV
+    from .kernelenv import requested
 
-    if os.environ.get(REFRESH_ENV) == "1" and os.environ.get(URL_ENV):
+    if requested(os.environ):
         _refresh_terminals(serverapp)
     chosen = serverapp.config.get("KernelProvisionerFactory", {}).get("default_provisioner_name")
     if chosen or os.environ.get(PROVISIONER_ENV):

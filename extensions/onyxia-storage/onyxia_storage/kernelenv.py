@@ -54,13 +54,14 @@ def aws_config(env: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def requested(env) -> bool:
+    """Whether the hub asks for refreshing credentials (and says where to get them)."""
+    return env.get(REFRESH_ENV) == "1" and bool(env.get(URL_ENV))
+
+
 def wanted(env: dict, language: str, languages=("python",)) -> bool:
     """Whether a kernel of this language gets refreshing credentials."""
-    return (
-        env.get(REFRESH_ENV) == "1"
-        and bool(env.get(URL_ENV))
-        and (language or "").lower() in languages
-    )
+    return requested(env) and (language or "").lower() in languages
 
 
 def kernel_command(cmd: list[str]) -> list[str]:

@@ -29,13 +29,16 @@ from .kernelenv import STATE_ENV, URL_ENV, make_private_dir, state_dir
 TIMEOUT = 15
 
 
-def _epoch(text: str | None) -> float | None:
+def epoch(text: str | None) -> float | None:
+    """Seconds since the epoch of an ISO 8601 time (`2026-12-03T16:00:00Z`, as the portal
+    and AWS write them; no zone: UTC), or None."""
     if not text:
         return None
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _output(data: dict) -> str:
@@ -90,13 +93,13 @@ def credentials(env=os.environ, now: float | None = None) -> dict:
         pass
     cached = _read_cache(cache_path) if cache_path else None
     if cached:
-        due = _epoch(cached.get("RefreshAfter")) or _epoch(cached.get("Expiration"))
+        due = epoch(cached.get("RefreshAfter")) or epoch(cached.get("Expiration"))
         if due is None or now < due:
             return cached
     try:
         data = fetch(url, token)
     except (urllib.error.URLError, OSError, ValueError) as e:
-        expires = _epoch(cached.get("Expiration")) if cached else None
+        expires = epoch(cached.get("Expiration")) if cached else None
         if cached and (expires is None or now < expires):
             print(f"onyxia-storage: using cached credentials: {_reason(e)}", file=sys.stderr)
             return cached

@@ -24,7 +24,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, MutableMapping
-from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
 from . import process
@@ -32,16 +31,6 @@ from . import process
 REFRESH_WITHIN = 20 * 60  # seconds before expiry; botocore starts re-reading at 15 minutes
 RETRY_AFTER = 30  # seconds between two asks that brought nothing new (less near expiry)
 EXPIRATION = "AWS_CREDENTIAL_EXPIRATION"
-
-
-def _epoch(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def variables(data: dict, env: MutableMapping[str, str]) -> dict[str, str | None]:
@@ -96,7 +85,7 @@ class Refresher:
     def expiry(self) -> float | None:
         text = self.env.get(EXPIRATION)
         if text != self._seen[0]:
-            self._seen = (text, _epoch(text))
+            self._seen = (text, process.epoch(text))
         return self._seen[1]
 
     def __call__(self, *args) -> None:
