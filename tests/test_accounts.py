@@ -24,6 +24,11 @@ def create_account(admin: HubClient, name: str, password: str):
     )
 
 
+def people_row(admin: HubClient, name: str) -> str:
+    """The HTML of name's row on Admin > People."""
+    return admin.get("/hub/accounts").text.split(f'data-username="{name}"')[1].split("</tr>")[0]
+
+
 def test_login_page_is_branded_and_never_open(hub):
     client = HubClient(hub.url)
     r = client.get("/hub/login")
@@ -252,7 +257,7 @@ def test_password_reset_by_admin_forces_a_new_choice(hub, admin, make_user):
     r = admin.post_form(
         "/hub/accounts", {"action": "reset", "username": "forgetful", "password": temporary}
     )
-    assert "they choose a new one at their next sign-in" in page_message(r.text, "accounts-message")
+    assert "they choose their own at their next sign-in" in page_message(r.text, "accounts-message")
     assert HubClient(hub.url).login("forgetful", user.password).status_code == 403
     r = HubClient(hub.url).login("forgetful", temporary)
     assert r.headers["location"].startswith("/hub/change-password")
@@ -268,11 +273,54 @@ def test_revoked_account_cannot_sign_in(hub, admin, make_user):
     assert HubClient(hub.url).login("leaver", user.password).status_code == 302
 
 
-def test_local_accounts_have_password_and_accounts_pages_in_the_menu(admin, make_user):
-    assert 'href="/hub/change-password"' in make_user("menu-user").get("/hub/home").text
-    home = admin.get("/hub/home").text
-    assert 'href="/hub/change-password"' in home and 'href="/hub/accounts"' in home
-    assert 'href="/hub/accounts"' not in make_user("menu-user").get("/hub/home").text
+def test_local_accounts_have_password_and_accounts_pages_in_reach(admin, make_user):
+    # the password page from My account; People (accounts) behind the admins' Admin entry
+    account = make_user("menu-user").get("/services/portal/account").text
+    assert 'href="/hub/change-password"' in account and 'href="/hub/accounts"' not in account
+    account = admin.get("/services/portal/account").text
+    assert 'href="/hub/change-password"' in account
+    assert 'id="nav-admin" href="/hub/accounts"' in account
+
+
+def test_users_added_through_the_rest_api_wait_for_a_password_set_on_people(hub, admin):
+    name = fresh_name("rest")
+    r = admin.api("POST", "/users", json={"usernames": [name]})
+    assert r.status_code == 201, r.text
+    row = people_row(admin, name)
+    assert "no password yet" in row and "Set password" in row
+    for attempt in ("", "anything-at-all", name):
+        assert HubClient(hub.url).login(name, attempt).status_code == 403
+    # nobody can take the name by signing up (sign-up is open on this hub)
+    r = HubClient(hub.url).post_form(
+        "/hub/signup",
+        {"username": name, "password": "long-enough-9", "password_confirmation": "long-enough-9"},
+    )
+    assert r.status_code == 400 and "already taken" in unescape(r.text)
+
+    initial = "initial-" + secrets.token_hex(6)
+    r = admin.post_form("/hub/accounts", {"action": "reset", "username": name, "password": initial})
+    assert page_message(r.text, "accounts-message").startswith(f"The password of {name} was set")
+    r = HubClient(hub.url).login(name, initial)
+    assert r.status_code == 302 and r.headers["location"].startswith("/hub/change-password")
+
+    # deleting the user through the REST API deletes the account too
+    assert admin.api("DELETE", f"/users/{name}").status_code == 204
+    assert f'data-username="{name}"' not in admin.get("/hub/accounts").text
+    assert HubClient(hub.url).login(name, initial).status_code == 403
+
+
+def test_people_lists_hub_users_with_their_servers_and_deletes_them(hub, admin, make_user):
+    user = make_user("deletable")
+    row = people_row(admin, "deletable")
+    assert "active" in row and "Delete" in row
+    r = admin.post_form("/hub/accounts", {"action": "delete", "username": "admin"})
+    assert r.status_code == 400
+    assert page_message(r.text, "accounts-message") == "You cannot delete your own account."
+    r = admin.post_form("/hub/accounts", {"action": "delete", "username": "deletable"})
+    assert r.status_code == 200
+    assert page_message(r.text, "accounts-message").startswith("deletable was deleted")
+    assert admin.api("GET", "/users/deletable").status_code == 404
+    assert HubClient(hub.url).login("deletable", user.password).status_code == 403
 
 
 def test_no_password_in_pages_or_logs(hub, admin, hub_admin_password, make_user):

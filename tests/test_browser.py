@@ -2,8 +2,9 @@
 
 Signs in through the login form, lands on the catalog (the spawn form), chooses a service
 and its options with the keyboard and the selects, launches, follows JupyterHub's
-spawn-pending page and its progress messages into JupyterLab, and takes the screenshots
-of docs/screenshots/ (login, catalog, JupyterLab, portal home; written to
+spawn-pending page and its progress messages into JupyterLab, whose Hub Control Panel
+leads to My services, and takes the screenshots
+of docs/screenshots/ (login, catalog, JupyterLab; written to
 test-artifacts/screenshots unless ONYXIA_HUB_SCREENSHOTS says otherwise: helpers/browser.py).
 One real spawn in this module: it costs about a CPU-second and 130 MiB.
 """
@@ -278,11 +279,17 @@ def test_launch_from_the_catalog_with_the_keyboard(page, hub, admin, make_user):
         assert options["service"] == "jupyter-python", options
         assert options["memory"] == "1Gi" and str(options["cpu"]) == "0.5", options
 
-        page.goto("/hub/home")
-        welcome = page.locator("h1", has_text="Welcome to Onyxia Hub")
-        assert welcome.inner_text().strip() == f"Welcome to Onyxia Hub, {USER}"
-        assert page.locator("#stop").is_visible()  # the running server can be stopped here
-        screenshot(page, "home.png")
+        # JupyterLab's File > Hub Control Panel opens the hub's home in a new tab: that is
+        # My services, where the running server is listed with Stop
+        page.get_by_role("menuitem", name="File").click()
+        with page.expect_popup() as opened:
+            page.get_by_role("menuitem", name="Hub Control Panel").click()
+        panel = opened.value
+        panel.wait_for_url(re.compile(r"/services/portal/services$"))
+        assert panel.locator("h1").first.inner_text().strip() == "My services"
+        assert panel.locator("#nav-services").get_attribute("aria-current") == "page"
+        assert panel.locator(".portal-stop").first.is_visible()
+        panel.close()
     finally:
         admin.stop_server(USER)
     assert servers_of(admin, USER) == {}

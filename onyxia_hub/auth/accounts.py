@@ -7,6 +7,10 @@ all: failed sign-ins and lock-outs (which must survive a restart, or restarting 
 would reset an attacker's counter) and the "must change password" flag of accounts an
 administrator created.
 
+An account may have no password yet (an empty hash, which no password matches): a user
+added through JupyterHub's admin page or REST API gets such an account, listed on the
+Accounts page, usable once an administrator sets a password there.
+
 The store has its own database connection (`db_url`), as JupyterHub asks of
 authenticators since the shared `Authenticator.db` session was deprecated.
 """
@@ -59,6 +63,8 @@ class Account:
     failed_logins: int
     locked_until: datetime | None
     must_change_password: bool
+    has_password: bool = True
+    email: str | None = None
 
     @property
     def locked(self) -> bool:
@@ -98,7 +104,7 @@ async def password_matches(stored_hash: bytes | None, password: str) -> bool:
         candidate = candidate[:MAX_PASSWORD_BYTES] + b"\0"  # never equal to a stored one
     target = stored_hash or _DUMMY_HASH
     matched = await asyncio.to_thread(bcrypt.checkpw, candidate, target)
-    return matched and stored_hash is not None
+    return matched and bool(stored_hash)  # an empty hash: no password set yet
 
 
 class AccountStore:
@@ -129,6 +135,8 @@ class AccountStore:
                     failed_logins=sec.failed_logins if sec else 0,
                     locked_until=sec.locked_until if sec else None,
                     must_change_password=bool(sec and sec.must_change_password),
+                    has_password=bool(info.password),
+                    email=info.email or None,
                 )
             )
         return accounts
@@ -138,10 +146,24 @@ class AccountStore:
 
     # -- writing -----------------------------------------------------------------------
     def create(
-        self, username: str, password_hash: bytes, *, authorized: bool, must_change: bool
+        self,
+        username: str,
+        password_hash: bytes | None,
+        *,
+        authorized: bool,
+        must_change: bool,
+        email: str | None = None,
     ) -> None:
-        """Add an account; hash its password with `hash_password` (in a thread if async)."""
-        self.db.add(UserInfo(username=username, password=password_hash, is_authorized=authorized))
+        """Add an account; hash its password with `hash_password` (in a thread if async).
+        None: no password yet, nobody can sign in until one is set."""
+        self.db.add(
+            UserInfo(
+                username=username,
+                password=password_hash or b"",
+                is_authorized=authorized,
+                email=email or None,
+            )
+        )
         self._fresh_start(username, must_change)
 
     def set_password(self, username: str, password_hash: bytes, *, must_change: bool) -> bool:
@@ -160,6 +182,14 @@ class AccountStore:
         sec.locked_until = None
         self.db.merge(sec)
         self.db.commit()
+
+    def set_email(self, username: str, email: str | None) -> bool:
+        info = self.info(username)
+        if info is None:
+            return False
+        info.email = email or None
+        self.db.commit()
+        return True
 
     def set_authorized(self, username: str, authorized: bool) -> bool:
         info = self.info(username)

@@ -8,15 +8,19 @@ administrator's browser.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from datetime import datetime
 
 from jinja2 import ChoiceLoader, FileSystemLoader
+from jupyterhub import orm
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.handlers.login import LoginHandler as HubLoginHandler
-from jupyterhub.utils import url_path_join
+from jupyterhub.utils import maybe_future, url_path_join
 from tornado import web
 from tornado.httputil import url_concat
 
-from .accounts import password_matches
+from . import navigation
+from .accounts import Account, password_matches
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "templates")
 
@@ -69,7 +73,7 @@ class SignUpHandler(_PagesMixin, BaseHandler):
 
     async def get(self):
         self._check_enabled()
-        self.finish(await self.render_template("signup.html", username="", message=None))
+        self.finish(await self.render_template("signup.html", username="", email="", message=None))
 
     async def post(self):
         self._check_enabled()
@@ -77,19 +81,25 @@ class SignUpHandler(_PagesMixin, BaseHandler):
         username = auth.normalize_username(self.form("username", 128).strip())
         password = self.form("password", 1024)
         confirmation = self.form("password_confirmation", 1024)
+        typed_email = self.form("email", 256).strip()
+        email, problem = auth.check_new_email(typed_email)
         if username in auth.admin_users or username in auth.blocked_users:
             problem = f"The username {username!r} is reserved."
         else:
-            problem = auth.check_new_name(username)
+            problem = auth.check_new_name(username) or problem
         problem = problem or auth.check_new_password(password, confirmation)
         if problem:
             self.set_status(400)
             html = await self.render_template(
-                "signup.html", username=username, message=problem, alert="danger"
+                "signup.html", username=username, email=typed_email, message=problem, alert="danger"
             )
             return self.finish(html)
         await auth.create_account(
-            username, password, authorized=auth.open_signup, must_change_password=False
+            username,
+            password,
+            authorized=auth.open_signup,
+            must_change_password=False,
+            email=email,
         )
         self.log.info(
             "Account %s signed up (%s)",
@@ -102,7 +112,7 @@ class SignUpHandler(_PagesMixin, BaseHandler):
             else "Your request was sent: you can sign in once an administrator approves it."
         )
         html = await self.render_template(
-            "signup.html", username="", message=message, alert="success", done=True
+            "signup.html", username="", email="", message=message, alert="success", done=True
         )
         self.finish(html)
 
@@ -150,24 +160,61 @@ class ChangePasswordHandler(_PagesMixin, BaseHandler):
         )
 
 
+@dataclass(frozen=True)
+class Person:
+    """One row of the People page: a hub user, their account, or both."""
+
+    name: str
+    account: Account | None
+    admin: bool = False
+    in_hub: bool = False
+    running: int = 0  # servers active now
+    last_activity: datetime | None = None
+
+
 class AccountsHandler(_PagesMixin, BaseHandler):
-    """Administrators create, approve, unlock, reset and discard accounts."""
+    """Administrators manage people: every hub user with their account, in one list.
+
+    Create (with an initial password), set or reset a password, approve, revoke, unlock,
+    delete. Each hub user has an account (the authenticator's `add_user`); one added
+    through JupyterHub's admin page or REST API has no password until it is set here.
+    """
 
     def _require_admin(self):
         if "admin:users" not in self.expanded_scopes:
             raise web.HTTPError(403, "Only administrators can manage accounts.")
 
-    async def _render(self, message=None, alert="info"):
+    def _people(self) -> list[Person]:
+        accounts = {a.username: a for a in self.authenticator.store.list()}
+        people = {}
+        for orm_user in self.db.query(orm.User):
+            user = self.users[orm_user]
+            people[user.name] = Person(
+                name=user.name,
+                account=accounts.get(user.name),
+                admin=bool(user.admin),
+                in_hub=True,
+                running=sum(1 for spawner in user.spawners.values() if spawner.active),
+                last_activity=user.last_activity,
+            )
+        for name, account in accounts.items():
+            people.setdefault(name, Person(name=name, account=account))
+        return sorted(people.values(), key=lambda p: p.name)
+
+    async def _render(self, message=None, alert="info", form=None):
         auth = self.authenticator
-        accounts = auth.store.list()
+        people = self._people()
         html = await self.render_template(
             "accounts.html",
-            accounts=accounts,
-            pending=[a for a in accounts if not a.authorized],
+            people=people,
+            pending=[p for p in people if p.account and not p.account.authorized],
+            no_password=[p for p in people if not (p.account and p.account.has_password)],
             message=message,
             alert=alert,
-            admin_users=auth.admin_users,
+            form=form or {},
             minimum_password_length=auth.minimum_password_length,
+            onyxia_nav="admin",
+            admin_tab="people",
         )
         self.finish(html)
 
@@ -184,23 +231,9 @@ class AccountsHandler(_PagesMixin, BaseHandler):
         username = auth.normalize_username(self.form("username", 128).strip())
         actor = self.current_user.name
         if action == "create":
-            password = self.form("password", 1024)
-            problem = auth.check_new_name(username) or auth.check_new_password(password)
-            if problem:
-                self.set_status(400)
-                return await self._render(problem, "danger")
-            await auth.create_account(
-                username, password, authorized=True, must_change_password=True
-            )
-            await self._ensure_hub_user(username)
-            self.log.info("%s created account %s", actor, username)
-            return await self._render(
-                f"Account {username} created. Give them the initial password: they choose "
-                "their own at first sign-in.",
-                "success",
-            )
+            return await self._create(username, actor)
 
-        if not auth.store.exists(username):
+        if not auth.store.exists(username) and not (action == "reset" and self.find_user(username)):
             self.set_status(404)
             return await self._render(f"There is no account named {username!r}.", "danger")
         if action == "approve":
@@ -213,16 +246,8 @@ class AccountsHandler(_PagesMixin, BaseHandler):
                 return await self._render("You cannot revoke your own account.", "danger")
             auth.store.set_authorized(username, False)
             message = f"{username} can no longer sign in."
-        elif action == "discard":
-            if any(a.username == username and a.authorized for a in auth.store.list()):
-                self.set_status(400)
-                return await self._render(
-                    f"{username} is an approved account: revoke it first, or delete the user "
-                    "from the Admin page.",
-                    "danger",
-                )
-            auth.store.delete(username)
-            message = f"The sign-up request of {username} was discarded."
+        elif action == "delete":
+            return await self._delete(username, actor)
         elif action == "unlock":
             auth.store.unlock(username)
             message = f"{username} is unlocked."
@@ -231,17 +256,74 @@ class AccountsHandler(_PagesMixin, BaseHandler):
             problem = auth.check_new_password(password)
             if problem:
                 self.set_status(400)
-                return await self._render(problem, "danger")
-            await auth.set_password(username, password, must_change=True)
+                return await self._render(f"{username}: {problem}", "danger")
+            had_password = any(
+                p.name == username and p.account and p.account.has_password for p in self._people()
+            )
+            if not auth.store.exists(username):  # a hub user from before accounts existed
+                await auth.create_account(
+                    username, password, authorized=True, must_change_password=True
+                )
+            else:
+                await auth.set_password(username, password, must_change=True)
             message = (
-                f"The password of {username} was reset: they choose a new one at their "
-                "next sign-in."
+                f"The password of {username} was {'reset' if had_password else 'set'}: give "
+                "it to them, they choose their own at their next sign-in."
             )
         else:
             self.set_status(400)
             return await self._render(f"Unknown action {action!r}.", "danger")
         self.log.info("%s: %s %s", actor, action, username)
         await self._render(message, "success")
+
+    async def _create(self, username: str, actor: str):
+        auth = self.authenticator
+        password = self.form("password", 1024)
+        email, problem = auth.check_new_email(self.form("email", 256).strip())
+        if self.find_user(username) is not None and not auth.store.exists(username):
+            problem = problem or (
+                f"{username} is already a user: set their password in the list below."
+            )
+        problem = problem or auth.check_new_name(username) or auth.check_new_password(password)
+        if problem:
+            self.set_status(400)
+            form = {"username": username, "email": self.form("email", 256).strip()}
+            return await self._render(problem, "danger", form=form)
+        await auth.create_account(
+            username, password, authorized=True, must_change_password=True, email=email
+        )
+        await self._ensure_hub_user(username)
+        self.log.info("%s created account %s", actor, username)
+        await self._render(
+            f"Account {username} created. Give them the initial password: they choose "
+            "their own at first sign-in.",
+            "success",
+        )
+
+    async def _delete(self, username: str, actor: str):
+        """The hub user (servers stopped first) and the account, as JupyterHub's admin
+        page deletes a user; or a sign-up request nobody approved."""
+        if username == actor:
+            self.set_status(400)
+            return await self._render("You cannot delete your own account.", "danger")
+        user = self.find_user(username)
+        if user is None:
+            self.authenticator.store.delete(username)
+            self.log.info("%s deleted the account %s", actor, username)
+            return await self._render(f"The account {username} was deleted.", "success")
+        for name, spawner in list(user.spawners.items()):
+            if spawner.active and not spawner._stop_pending:
+                await self.stop_single_user(user, name)
+        if any(spawner._stop_pending for spawner in user.spawners.values()):
+            self.set_status(409)
+            return await self._render(
+                f"A server of {username} is still stopping: try again in a moment.", "danger"
+            )
+        await maybe_future(self.authenticator.delete_user(user))
+        await user.delete_spawners()
+        self.users.delete(user)
+        self.log.info("%s deleted the user %s and their account", actor, username)
+        await self._render(f"{username} was deleted, with their account and servers.", "success")
 
     async def _ensure_hub_user(self, username: str) -> None:
         """Make the hub know the user now, so the Admin page lists them before first sign-in."""
@@ -250,7 +332,7 @@ class AccountsHandler(_PagesMixin, BaseHandler):
 
 
 def routes():
-    return [
+    return navigation.routes() + [
         (r"/login", LoginHandler),
         (r"/signup", SignUpHandler),
         (r"/change-password", ChangePasswordHandler),

@@ -20,7 +20,12 @@ strength rules and common-password list) with the gaps it has on JupyterHub 6 cl
 7. The first visitor to sign up under an administrator's name became that administrator.
    Here administrator names cannot be signed up for; `onyxia-hub up` creates the
    `admin` account itself.
-8. Since JupyterHub 5 an authenticator allows nobody unless told otherwise
+8. A user added through JupyterHub's admin page or REST API had no account: not listed,
+   no way to give them a password, no way in. Here `add_user` gives every hub user an
+   account with no password (nobody can sign in as them, and nobody can sign up under
+   their name) until an administrator sets one on the Accounts page; deleting the user
+   deletes the account.
+9. Since JupyterHub 5 an authenticator allows nobody unless told otherwise
    (`allow_all` is False); NativeAuthenticator 1.3 does not say, so approved accounts
    were refused. Here an approved account is allowed, unless `allowed_users` or
    `allowed_groups` narrow it further.
@@ -36,6 +41,7 @@ from nativeauthenticator import NativeAuthenticator
 from tornado import web
 from traitlets import Float, Unicode, default
 
+from ..fields import FieldError, check_email
 from .accounts import (
     AccountStore,
     hash_password_async,
@@ -129,6 +135,16 @@ class OnyxiaLocalAuthenticator(NativeAuthenticator):
             return "This password is too common; choose another one."
         return None
 
+    def check_new_email(self, email: str) -> tuple[str | None, str | None]:
+        """(the e-mail address, None) or (None, why it cannot be used); empty is allowed."""
+        try:
+            email = check_email(email)
+        except FieldError as e:
+            return None, f"E-mail: {e.message}."
+        if email and len(email) > 128:
+            return None, "E-mail: at most 128 characters."
+        return email, None
+
     def validate_username(self, username: str) -> bool:
         return name_problem(username) is None and super().validate_username(username)
 
@@ -162,27 +178,50 @@ class OnyxiaLocalAuthenticator(NativeAuthenticator):
         if not info.is_authorized:
             raise web.HTTPError(403, "Your account is waiting for an administrator's approval.")
         self.store.record_success(username)
-        return {"name": username}
+        # the user's identity, in the shape identity providers give it (OAuth userinfo),
+        # for whoever reads auth_state (the git provider's default identity); JupyterHub
+        # keeps it only with enable_auth_state
+        identity = {"name": username, "preferred_username": username}
+        if info.email:
+            identity["email"] = info.email
+        return {"name": username, "auth_state": {"oauth_user": identity}}
 
     def must_change_password(self, username: str) -> bool:
         return self.store.security(username).must_change_password
 
     # -- accounts ----------------------------------------------------------------------
     async def create_account(
-        self, username: str, password: str, *, authorized: bool, must_change_password: bool
+        self,
+        username: str,
+        password: str,
+        *,
+        authorized: bool,
+        must_change_password: bool,
+        email: str | None = None,
     ) -> None:
-        """Create an account (names and passwords must have been checked by the caller)."""
+        """Create an account (names, passwords and e-mails must have been checked by the
+        caller)."""
         self.store.create(
             username,
             await hash_password_async(password),
             authorized=authorized,
             must_change=must_change_password,
+            email=email,
         )
 
     async def set_password(self, username: str, password: str, *, must_change: bool) -> bool:
         return self.store.set_password(
             username, await hash_password_async(password), must_change=must_change
         )
+
+    def add_user(self, user):
+        # Called for every hub user at each start, and whenever JupyterHub adds one (admin
+        # page, REST API, allowed_users): each gets an account, without a password until
+        # an administrator sets one on the Accounts page.
+        if not self.store.exists(user.name):
+            self.store.create(user.name, None, authorized=True, must_change=True)
+            self.log.info("User %s has an account now, without a password yet", user.name)
+        return super().add_user(user)
 
     def delete_user(self, user):
         # Called when an admin deletes a hub user: the account goes with it.

@@ -57,6 +57,7 @@ from oauthenticator.generic import GenericOAuthenticator
 from traitlets import Float, Unicode, default
 
 from ..errors import OnyxiaHubError
+from . import navigation
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 
@@ -180,6 +181,10 @@ class OnyxiaOIDCAuthenticator(GenericOAuthenticator):
                     "set it to the client id registered at the provider, or set $OAUTH_CLIENT_ID",
                 )
             self._apply_discovery(discover(self.oidc_issuer, self.oidc_discovery_timeout))
+
+    def get_handlers(self, app):
+        # ours first: JupyterHub matches an authenticator's routes before its own
+        return navigation.routes() + super().get_handlers(app)
 
     def _apply_discovery(self, document: dict) -> None:
         endpoints = {

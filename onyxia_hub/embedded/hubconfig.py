@@ -102,6 +102,9 @@ def build_config(r: Resolved) -> Config:
     c.JupyterHub.authenticator_class = "onyxia-local"
     c.OnyxiaLocalAuthenticator.admin_users = {ADMIN_NAME}
     c.OnyxiaLocalAuthenticator.db_url = f"sqlite:///{state.accounts_db}"
+    # keep each user's name and e-mail (encrypted with the CryptKeeper key above): the git
+    # provider's default identity
+    c.OnyxiaLocalAuthenticator.enable_auth_state = True
 
     c.JupyterHub.spawner_class = "onyxia-local"
     c.OnyxiaLocalSpawner.homes_root = str(state.homes)
