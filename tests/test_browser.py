@@ -290,6 +290,15 @@ def test_launch_from_the_catalog_with_the_keyboard(page, hub, admin, make_user):
         assert panel.locator("#nav-services").get_attribute("aria-current") == "page"
         assert panel.locator(".portal-stop").first.is_visible()
         panel.close()
+
+        # while it runs, the nav bar's Launch opens the catalog for a second server
+        # (JupyterHub's /hub/spawn would send the user into the running one)
+        page.goto("/hub/spawn")
+        page.wait_for_url(re.compile(rf"/user/{USER}/"))
+        page.goto("/hub/launch?opt-cpu=2")
+        page.wait_for_url(re.compile(rf"/hub/spawn/{USER}/server-2\?opt-cpu=2$"))
+        page.locator("#launch").wait_for()
+        assert page.locator("#cpu--jupyter-python").input_value() == "2"
     finally:
         admin.stop_server(USER)
     assert servers_of(admin, USER) == {}

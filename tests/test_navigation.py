@@ -16,6 +16,7 @@ import secrets
 
 import pytest
 
+from onyxia_hub.auth.navigation import free_server_name
 from tests.helpers.browser import launch_chromium, new_page
 from tests.helpers.client import HubClient
 
@@ -163,3 +164,17 @@ def test_a_user_added_on_jupyterhub_admin_page_needs_a_password_from_people(
     assert admin.locator(f'tr[data-username="{name}"]').count() == 0
     assert HubClient(hub.url).login(name, initial).status_code == 403
     admin.context.close()
+
+
+def test_launch_picks_a_free_server_name():
+    assert free_server_name(set()) == "server-2"
+    assert free_server_name({"", "server-2", "server-4"}) == "server-3"
+
+
+def test_launch_opens_the_catalog_and_keeps_a_links_options(hub, make_user):
+    user = make_user("nav-user")
+    r = user.get("/hub/launch?opt-service=jupyter-r&opt-cpu=2", allow_redirects=False)
+    assert r.status_code == 302
+    assert r.headers["location"] == "/hub/spawn/nav-user?opt-service=jupyter-r&opt-cpu=2"
+    r = HubClient(hub.url).get("/hub/launch", allow_redirects=False)
+    assert r.status_code == 302 and r.headers["location"].startswith("/hub/login")

@@ -217,7 +217,7 @@ def test_sign_in_through_the_provider(oidc_hub, provider):
     assert user["admin"] is False  # admin_groups is set and bob is not in it
     r = client.get("/hub/home")
     assert r.status_code == 200 and "bob" in r.text
-    # passwords belong to the identity provider: no local Password page in the menu
+    # passwords belong to the identity provider: no password page, no People
     assert 'href="/hub/change-password"' not in r.text
 
 

@@ -87,14 +87,14 @@ def wait_status(client, server: str, wanted: str, timeout: float = 90) -> dict:
 
 # -- the service and its scopes ------------------------------------------------------------
 def test_the_hub_starts_the_portal_and_links_to_it(hub, admin, ann):
-    page = admin.get("/hub/home").text
-    for href, label in [
-        ("services", "My services"),
-        ("account", "My account"),
-        ("admin", "All servers"),
-    ]:
-        assert f'href="/services/portal/{href}">{label}</a>' in page
-    assert "All servers" not in ann.client.get("/hub/home").text  # admins only
+    page = admin.get("/hub/spawn").text  # a hub page: the portal's entries in its nav bar
+    for href, label in [("services", "My services"), ("account", "My account")]:
+        assert f'id="nav-{href}" href="/services/portal/{href}">{label}</a>' in page
+    assert 'id="nav-admin" href="/hub/accounts">Admin</a>' in page
+    assert 'id="nav-admin"' not in ann.client.get("/hub/spawn").text  # admins only
+    # the hub's home is My services
+    r = ann.client.get("/hub/home", allow_redirects=False)
+    assert r.status_code == 302 and r.headers["location"] == "/services/portal/services"
     service = admin.api("GET", "/services/portal").json()
     assert service["roles"] == ["onyxia-portal"] and service["display"] is False
     [portal] = [

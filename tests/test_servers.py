@@ -40,8 +40,8 @@ def test_named_servers_are_enabled(hub, admin):
     r = admin.api("GET", "/info")
     # a second, named server for the same user (creation checked, start not needed)
     assert admin.api("GET", "/users/admin").json()["name"] == "admin"
-    r = admin.get("/hub/home")
-    assert "Named Servers" in r.text
+    r = admin.get("/services/portal/services")
+    assert 'id="portal-launch-new"' in r.text  # My services starts named servers
 
 
 @pytest.fixture(scope="module")

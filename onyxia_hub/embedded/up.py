@@ -166,7 +166,7 @@ def bootstrap_admin(
         if env_password:
             lines.append(
                 f"{ADMIN_PASSWORD_ENV} is ignored: the '{ADMIN_NAME}' account already "
-                "exists (change its password on the Password page)."
+                "exists (change its password from My account)."
             )
         return AdminLogin(lines)
     if env_password:
@@ -185,7 +185,7 @@ def bootstrap_admin(
         return AdminLogin(
             [
                 f"Sign in as '{ADMIN_NAME}' with the password  {password}",
-                "(shown once: keep it, or change it on the Password page).",
+                "(shown once: keep it, or change it from My account).",
             ]
         )
     write_private(password_file, password + "\n")

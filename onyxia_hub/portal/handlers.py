@@ -63,7 +63,7 @@ class ServicesPage(PageHandler):
             error=error,
             error_field=field,
             done=None if error else done_message(self),
-            spawn_url=prefix + "spawn",
+            spawn_url=prefix + "launch",
             origin=f"{self.request.protocol}://{self.request.host}",
             server_limit=self.app.named_server_limit,
         )
