@@ -140,9 +140,10 @@ def hub(new_hub, test_catalog, init_scripts) -> HubProcess:
         "c.OnyxiaLocalSpawner.provider_classes.append('tests.helpers.planted.PlantedProvider')\n"
         f"c.InitScriptProvider.allowed_personal_scripts = [{init_scripts.url + '/allowed/'!r}]\n"
         f"c.InitScriptProvider.timeout = {INIT_TIMEOUT}\n"
-        # servers trust the test git servers' CA (tests/test_git*.py)
-        "c.OnyxiaLocalSpawner.environment.update("
-        f"{{'GIT_SSL_CAINFO': {str(test_catalog.parent / GIT_TEST_CA)!r}}})\n"
+        # servers trust the test git servers' CA (tests/test_git*.py), set where
+        # docs/git.md tells operators to
+        "c.GitProvider.git_config = "
+        f"{{'http.sslCAInfo': {str(test_catalog.parent / GIT_TEST_CA)!r}}}\n"
         + whoami_service_config(test_catalog.parent)
     )
     return new_hub("main", config_files=[CONFIGS / "fast-login.py", config])
@@ -224,5 +225,5 @@ def portal_client():
 
 # -- git (tests/test_git*.py) --------------------------------------------------------------
 # The CA of the test git servers (tests/helpers/gitserver.py), written by tests/test_git_hub.py
-# into the hubs' root: the session hub's servers trust it through GIT_SSL_CAINFO.
+# into the hubs' root: the session hub's servers trust it through c.GitProvider.git_config.
 GIT_TEST_CA = "git-test-ca.pem"

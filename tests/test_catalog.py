@@ -353,7 +353,8 @@ INVALID_SERVICES = [
      "(per-user S3 credentials)"),
     ("43-env-git", {"environment.GIT_USER_NAME": "x"}, "environment.GIT_USER_NAME",
      "GIT_USER_NAME is reserved: GIT_* variables belong to the git provider "
-     "(per-user identity and token)"),
+     "(per-user identity and token); give git settings such as a CA bundle with "
+     "c.GitProvider.git_config (docs/git.md)"),
     ("44-env-jupyterhub", {"environment.JUPYTERHUB_API_TOKEN": "x"},
      "environment.JUPYTERHUB_API_TOKEN",
      "JUPYTERHUB_API_TOKEN is reserved: JupyterHub sets JUPYTERHUB_* variables"),

@@ -10,7 +10,9 @@ session hub: two users with a Jupyter Python server each, one Jupyter R server.
   their next kernel and after a server restart, and not in another user's;
 - a user's package cannot reach the server: the server runs without user site-packages,
   so a `.pth` file (code run at every Python start) runs in the user's kernels only;
-- an R package installed from a local source tarball is the installing user's only.
+- an R package installed from a local source tarball is the installing user's only;
+- a user who never opened My account commits with git from their first cell: the identity
+  defaults to their name and a no-reply address.
 """
 
 from __future__ import annotations
@@ -127,6 +129,20 @@ def test_python_pip_and_jupyter_in_a_terminal_are_the_kernels(hub, admin, server
     assert f"PY {kernel_python}" in out
     assert f"{Path(env_bin).parent}/lib/python3" in out  # pip's own location
     assert f"{env_bin}/jupyter" in out and f"{env_bin}/python3" in out
+
+
+def test_a_first_git_commit_works_without_my_account_settings(admin, servers):
+    out = run(
+        admin,
+        BOB,
+        "import os, subprocess, tempfile\n"
+        "d = tempfile.mkdtemp(dir=os.path.expanduser('~'))\n"
+        "for args in (['init', '-q'], ['commit', '-q', '--allow-empty', '-m', 'first'],\n"
+        "             ['log', '--format=%an <%ae>']):\n"
+        "    r = subprocess.run(['git', *args], cwd=d, capture_output=True, text=True)\n"
+        "    print(r.returncode, r.stdout.strip(), r.stderr.strip())\n",
+    )
+    assert out.splitlines()[-1] == f"0 {BOB} <{BOB}@users.noreply.localhost> ", out
 
 
 def test_a_users_pip_package_is_theirs_only_and_survives_a_restart(

@@ -1,11 +1,14 @@
 """The git provider on the hub's side, without servers: sources, precedence, what lands where.
 
 - `settings.resolve`: the launch's repository over My account's, My account's identity
-  over the identity provider's, and the token offered only to the default repository's
-  host (or the operator's list), never to a host a link names;
+  over the identity provider's, over the defaults (the hub user name, `default_email`),
+  and the token offered only to the default repository's host (or the operator's list),
+  never to a host a link names;
 - `settings.git_config` and `settings.contribution`: the configuration file git reads,
-  Onyxia's variables, the token as a secret file only (or also as
+  the operator's own settings in it (`GitProvider.git_config`: form, refused keys,
+  quoting), Onyxia's variables, the token as a secret file only (or also as
   `GIT_PERSONAL_ACCESS_TOKEN` when the operator opts in);
+- a real `git commit` in a fresh home with nothing but the provider's configuration;
 - `GitProvider` reading a real portal store (SQLite, encrypted token), with its defaults
   taken from the portal service's environment, and launching on when the store cannot be
   read;
@@ -16,7 +19,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import subprocess
 from types import SimpleNamespace
 
 import pytest
@@ -33,10 +38,13 @@ from onyxia_hub.plan import Repository
 from onyxia_hub.providers.base import PlanRequest
 from onyxia_hub.providers.git import GitProvider
 from onyxia_hub.providers.git.settings import (
+    REFUSED_CONFIG,
     Account,
     GitSettings,
+    check_config,
     contribution,
     credential_host,
+    default_address,
     git_config,
     resolve,
 )
@@ -73,6 +81,61 @@ def test_the_identity_provider_fills_in_name_and_email():
     hostile = {"name": "Ann\n[core]\n\tsshCommand = x", "email": "not an address"}
     assert resolve(choice(), Account(), hostile)[0] == GitSettings()
     assert resolve(choice(), Account(name="Ann"), OIDC)[0].name == "Ann"
+
+
+NOREPLY = "{username}@users.noreply.localhost"
+
+
+# (id, My account, oauth_user, hub user, default_email) -> (name, e-mail)
+IDENTITIES = [
+    ("00-my-account-wins", Account("Ann", "ann@example.org"), OIDC, "ann", NOREPLY,
+     ("Ann", "ann@example.org")),
+    ("01-identity-provider", Account(), OIDC, "ann", NOREPLY,
+     ("Ann from Keycloak", "ann@idp.example.org")),
+    ("02-unverified-email", Account(), dict(OIDC, email_verified=False), "ann", NOREPLY,
+     ("Ann from Keycloak", "ann@users.noreply.localhost")),
+    ("03-no-verified-flag", Account(), {"name": "Ann", "email": "ann@local.example"}, "ann",
+     NOREPLY, ("Ann", "ann@local.example")),
+    ("04-nothing-known", Account(), None, "ann", NOREPLY,
+     ("ann", "ann@users.noreply.localhost")),
+    ("05-email-user-name", Account(), {}, "ann@example.org", NOREPLY,
+     ("ann@example.org", "ann-example.org@users.noreply.localhost")),
+    ("06-no-default-email", Account(), None, "ann", "", ("ann", None)),
+    ("07-operator-domain", Account(name="Ann"), None, "ann o'neil", "{username}@dl.example.org",
+     ("Ann", "ann-o'neil@dl.example.org")),
+    ("08-hostile-claims", Account(), {"name": "A\n[core]", "email": "x"}, "ann", NOREPLY,
+     ("ann", "ann@users.noreply.localhost")),
+    ("09-no-user-name", Account(), None, None, NOREPLY, (None, None)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "account, oauth_user, username, default_email, identity",
+    [i[1:] for i in IDENTITIES],
+    ids=[i[0] for i in IDENTITIES],
+)
+def test_the_identity_falls_back_to_the_hub_user_name_and_a_default_address(
+    account, oauth_user, username, default_email, identity
+):
+    settings, _ = resolve(choice(), account, oauth_user, username=username,
+                          default_email=default_email)  # fmt: skip
+    assert (settings.name, settings.email) == identity
+
+
+@pytest.mark.parametrize(
+    "template, username, address",
+    [
+        (NOREPLY, "ann", "ann@users.noreply.localhost"),
+        (NOREPLY, "Ann Marie <x>", "Ann-Marie--x-@users.noreply.localhost"),
+        (NOREPLY, "a" * 80, "a" * 64 + "@users.noreply.localhost"),
+        ("noreply@example.org", "ann", "noreply@example.org"),
+        (NOREPLY, "", None),
+        ("", "ann", None),
+        ("{username}", "ann", None),  # no domain: no address
+    ],
+)
+def test_default_addresses(template, username, address):
+    assert default_address(template, username) == address
 
 
 def test_the_launch_names_its_own_repository_and_branch():
@@ -178,6 +241,166 @@ def test_the_contribution_onyxia_variables_and_secret_files():
     assert identity_only.repository is None and "GIT_REPOSITORY" not in identity_only.environment
 
 
+# -- the operator's git settings (GitProvider.git_config) --------------------------------
+def test_the_operators_settings_come_between_etc_gitconfig_and_the_providers_own():
+    operator = check_config(
+        {
+            "http.sslCAInfo": "/etc/ssl/certs/private-ca.pem",
+            "http.https://git.example.org/.proxy": "",
+            "HTTP.lowSpeedTime": 30,
+            "url.https://mirror.example.org/github/.insteadOf": "https://github.com/",
+            "http.https://git.example.org/.extraHeader": ["X-A: 1", 'X-B: "2" \\ 3'],
+            "fetch.prune": True,
+            "alias.lg": "log --graph --oneline",
+        }
+    )
+    assert git_config(GitSettings("Ann", "ann@example.org"), operator=operator) == (
+        "# Written by Onyxia Hub for this server, read through GIT_CONFIG_SYSTEM (docs/git.md).\n"
+        "# Your ~/.gitconfig and each repository's own settings take precedence over it.\n"
+        "[include]\n"
+        '\tpath = "/etc/gitconfig"\n'
+        "# The operator's settings (c.GitProvider.git_config).\n"
+        "[http]\n"
+        '\tsslCAInfo = "/etc/ssl/certs/private-ca.pem"\n'
+        '\tlowSpeedTime = "30"\n'
+        '[http "https://git.example.org/"]\n'
+        '\tproxy = ""\n'
+        '\textraHeader = "X-A: 1"\n'
+        '\textraHeader = "X-B: \\"2\\" \\\\ 3"\n'
+        '[url "https://mirror.example.org/github/"]\n'
+        '\tinsteadOf = "https://github.com/"\n'
+        "[fetch]\n"
+        '\tprune = "true"\n'
+        "[alias]\n"
+        '\tlg = "log --graph --oneline"\n'
+        "[user]\n"
+        '\tname = "Ann"\n'
+        '\temail = "ann@example.org"\n'
+    )
+    # git reads them back as written (values, subsections, several values of one key)
+    listed = subprocess.run(
+        ["git", "config", "--no-includes", "--file", "-", "--list"],
+        input=git_config(GitSettings(), operator=operator),
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert listed[1:] == [
+        "http.sslcainfo=/etc/ssl/certs/private-ca.pem",
+        "http.lowspeedtime=30",
+        "http.https://git.example.org/.proxy=",
+        "http.https://git.example.org/.extraheader=X-A: 1",
+        'http.https://git.example.org/.extraheader=X-B: "2" \\ 3',
+        "url.https://mirror.example.org/github/.insteadof=https://github.com/",
+        "fetch.prune=true",
+        "alias.lg=log --graph --oneline",
+    ]
+    # settings alone make a configuration file, for users with no identity at all
+    made = contribution(GitSettings(), operator=operator)
+    assert [f.path for f in made.files] == ["git/config"] and not made.environment
+
+
+# (id, settings, message): each refused before the hub starts, the key named
+REFUSED_SETTINGS = [
+    ("00-user", {"user.name": "Someone"}, "user.name may not be set: the provider writes"),
+    ("01-user-case", {"User.Email": "x@example.org"}, "User.Email may not be set"),
+    ("02-credential", {"credential.helper": "store"}, "token goes to"),
+    ("03-credential-url", {"credential.https://git.example.org.helper": "x"},
+     "credential.https://git.example.org.helper may not be set"),
+    ("04-include", {"include.path": "/tmp/x"}, "files nobody checked"),
+    ("05-include-if", {"includeIf.gitdir:/home/.path": "/tmp/x"}, "files nobody checked"),
+    ("06-ssh-command", {"core.sshCommand": "ssh -o ProxyCommand=x"}, "a program or hooks"),
+    ("07-fsmonitor", {"core.fsmonitor": "/tmp/x"}, "a program or hooks"),
+    ("08-hooks", {"core.hooksPath": "/tmp/hooks"}, "a program or hooks"),
+    ("09-pager", {"core.pager": "less"}, "a program or hooks"),
+    ("10-textconv", {"diff.pdf.textconv": "pdftotext"}, "a program or hooks"),
+    ("11-filter", {"filter.lfs.smudge": "git-lfs smudge"}, "a program or hooks"),
+    ("12-gpg-ssh", {"gpg.ssh.defaultKeyCommand": "x"}, "a program or hooks"),
+    ("13-template", {"init.templateDir": "/tmp/t"}, "a program or hooks"),
+    ("14-upload-pack", {"uploadpack.packObjectsHook": "x"}, "a program or hooks"),
+    ("15-shell-alias", {"alias.x": " !rm -rf ~"}, "an alias starting with ! runs"),
+    ("16-protocol", {"protocol.ext.allow": "always"}, "git's defences"),
+    ("17-safe", {"safe.directory": "*"}, "git's defences"),
+    ("18-ssl-verify", {"http.sslVerify": False}, "give the server's CA with http.sslCAInfo"),
+    ("19-ssl-verify-url", {"http.https://git.example.org/.sslVerify": "false"},
+     "certificate checks off"),
+    ("20-remote", {"remote.origin.pushurl": "https://elsewhere.example.net/x.git"},
+     "each repository's own configuration"),
+    ("21-submodule", {"submodule.recurse": True}, "each repository's own configuration"),
+    ("22-trace", {"trace2.eventTarget": "/tmp/trace"}, "traces record"),
+    ("30-no-name", {"http": "x"}, "'http' is not a git configuration key"),
+    ("31-bad-section", {"ht tp.proxy": "x"}, "is not a git configuration key"),
+    ("32-bad-name", {"http.1proxy": "x"}, "is not a git configuration key"),
+    ("33-empty-subsection", {"http..proxy": "x"}, "is not a git configuration key"),
+    ("34-newline-value", {"http.proxy": "x\n[core]\n\tsshCommand = y"}, "control characters"),
+    ("35-nul-value", {"http.proxy": "x\0"}, "control characters"),
+    ("36-newline-subsection", {"http.https://x\n[core]/.proxy": "y"}, "control characters"),
+    ("37-twice", {"http.proxy": "a", "HTTP.Proxy": "b"}, "HTTP.Proxy is given twice"),
+    ("38-value-type", {"http.proxy": 1.5}, "a string, a boolean or an integer"),
+    ("39-empty-list", {"http.extraHeader": []}, "an empty list sets nothing"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "settings, message", [r[1:] for r in REFUSED_SETTINGS], ids=[r[0] for r in REFUSED_SETTINGS]
+)
+def test_refused_git_settings(settings, message):
+    with pytest.raises(ValueError, match=None) as refused:
+        check_config(settings)
+    assert message in str(refused.value)
+    with pytest.raises(TraitError, match="GitProvider.git_config: "):
+        GitProvider(git_config=settings)
+
+
+def test_every_refused_pattern_is_refused_and_documented():
+    """Each pattern of REFUSED_CONFIG refuses a key of its form, and docs/git.md lists it."""
+    from pathlib import Path
+
+    docs = (Path(__file__).parent.parent / "docs" / "git.md").read_text().lower()
+    for _, patterns in REFUSED_CONFIG:
+        for pattern in patterns:
+            key = pattern.replace("<sub>", "https://x/").replace("*", "x")
+            with pytest.raises(ValueError, match="may not be set"):
+                check_config({key: "v"})
+            assert f"`{pattern.replace('<sub>', '*')}`" in docs, pattern
+
+
+# -- a real commit with nothing but what the provider delivers --------------------------------
+def test_git_commit_works_with_the_delivered_identity_alone(tmp_path):
+    """No My account settings, no auth_state: `git commit` signs with the defaults."""
+    import asyncio
+
+    made = asyncio.run(provider(db_url="").contribute(request("ann.o", None)))
+    config = tmp_path / "secrets" / "git" / "config"
+    config.parent.mkdir(parents=True)
+    config.write_text({f.path: f.content for f in made.files}["git/config"])
+    (tmp_path / "home").mkdir()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path / "home"),  # empty: no ~/.gitconfig
+        "LANG": "C",
+        "GIT_CONFIG_SYSTEM": str(config),  # as onyxia_git.server sets it; no NOSYSTEM
+        # no guessing from the account and host names: the identity must be configured
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "user.useConfigOnly",
+        "GIT_CONFIG_VALUE_0": "true",
+    }
+    work = tmp_path / "work"
+
+    def git(*args, **changes):
+        return subprocess.run(["git", *args], cwd=work, env={**env, **changes},
+                              capture_output=True, text=True, timeout=30)  # fmt: skip
+
+    work.mkdir()
+    assert git("init", "--quiet").returncode == 0
+    (work / "notes.md").write_text("notes\n")
+    git("add", "notes.md")
+    refused = git("commit", "--quiet", "-m", "Notes", GIT_CONFIG_NOSYSTEM="1")
+    assert refused.returncode != 0 and "auto-detection is disabled" in refused.stderr
+    committed = git("commit", "--quiet", "-m", "Notes")
+    assert committed.returncode == 0, committed.stderr
+    signed = git("log", "-1", "--format=%an <%ae>|%cn <%ce>").stdout.strip()
+    assert signed == "ann.o <ann.o@users.noreply.localhost>|ann.o <ann.o@users.noreply.localhost>"
+
+
 # -- the provider, with a real store -------------------------------------------------------
 @pytest.fixture
 def portal_store(tmp_path):
@@ -198,6 +421,7 @@ def request(username="ann", auth_state=None, **options):
 
 
 def provider(portal_store=None, **settings) -> GitProvider:
+    """A GitProvider reading portal_store (None: the defaults), with settings."""
     config = Config()
     if portal_store is not None:
         config.GitProvider.db_url = portal_store.db_url
@@ -282,10 +506,23 @@ async def test_options_change_what_is_given(portal_store):
     assert 'username = "ann"' in config
     assert made.environment["ONYXIA_GIT_ALLOW_PROTOCOL"] == "https:ssh"
     assert made.environment["ONYXIA_GIT_PULL_TIMEOUT"] == "30"
-    nothing = await provider(portal_store, use_oidc_identity=False).contribute(
+    # without the identity provider's claims, the defaults: the hub user name, default_email
+    defaults = await provider(portal_store, use_oidc_identity=False).contribute(
         request("nobody", {"oauth_user": OIDC})
     )
-    assert not nothing.environment and not nothing.files
+    assert dict(defaults.environment) == {
+        "GIT_USER_NAME": "nobody",
+        "GIT_USER_MAIL": "nobody@users.noreply.localhost",
+    }
+    own_domain = await provider(
+        portal_store, default_email="{username}@users.noreply.dl.example.org"
+    ).contribute(request("nobody"))
+    assert own_domain.environment["GIT_USER_MAIL"] == "nobody@users.noreply.dl.example.org"
+    operator = await provider(
+        portal_store, git_config={"http.sslCAInfo": "/etc/ssl/certs/private-ca.pem"}
+    ).contribute(request("nobody"))
+    config = {f.path: f.content for f in operator.files}["git/config"]
+    assert '[http]\n\tsslCAInfo = "/etc/ssl/certs/private-ca.pem"\n[user]\n' in config
 
 
 @pytest.mark.parametrize(
@@ -296,6 +533,11 @@ async def test_options_change_what_is_given(portal_store):
         ("credential_hosts", ["h:70000"]),
         ("allowed_schemes", ["ssh"]),
         ("allowed_schemes", ["https", "file"]),
+        ("default_email", "{username}"),
+        ("default_email", "{username}@localhost"),  # one label: not an address here
+        ("default_email", "{username}@example.org\n"),
+        ("git_config", {"user.name": "x"}),
+        ("git_config", {"http.sslVerify": False}),
     ],
 )
 def test_bad_options_are_refused_at_start(option, value):

@@ -79,7 +79,10 @@ _RESERVED_PREFIXES = {
     "JPY_": "JupyterHub sets JPY_* variables",
     "ONYXIA_HUB_": "ONYXIA_HUB_* variables are reserved for Onyxia Hub",
     "AWS_": "AWS_* variables belong to the storage provider (per-user S3 credentials)",
-    "GIT_": "GIT_* variables belong to the git provider (per-user identity and token)",
+    "GIT_": (
+        "GIT_* variables belong to the git provider (per-user identity and token); "
+        "give git settings such as a CA bundle with c.GitProvider.git_config (docs/git.md)"
+    ),
 }
 _RESERVED_NAMES = {
     **dict.fromkeys(

@@ -11,6 +11,11 @@ come back, and local files in the way of new remote ones are renamed.
 Before any git command runs, the URL and branch are checked (`checks`); a refusal says
 why and runs nothing. Every git command then runs with:
 
+- the hub's configuration for this server (`$ONYXIA_HUB_SECRETS_DIR/git/config`: the
+  credential helper, the operator's settings such as a private CA) as git's system
+  configuration, `GIT_CONFIG_SYSTEM`, whether the server extension set it already or an
+  image's start script runs the pull before the server (`GIT_CONFIG_NOSYSTEM` is then
+  dropped: that file is the pull's own);
 - the URL after `--` (nbgitpuller's fix for CVE-2021-39160);
 - `GIT_TERMINAL_PROMPT=0`, no askpass program: git never waits for a password;
 - `GIT_ALLOW_PROTOCOL` (https, and ssh only where the operator allows it) and
@@ -43,6 +48,8 @@ from pathlib import Path
 
 from .checks import PROTOCOLS, branch_problem, directory_name, repository_problem
 
+SECRETS_DIR_ENV = "ONYXIA_HUB_SECRETS_DIR"
+HUB_CONFIG = "git/config"  # in the server's secrets directory, written by the hub
 DONE, FAILED, REFUSED, SKIPPED, TIMED_OUT = 0, 1, 2, 3, 4
 STATES = {DONE: "done", FAILED: "failed", REFUSED: "refused", SKIPPED: "skipped"}
 STATES[TIMED_OUT] = "failed"
@@ -66,6 +73,7 @@ _REASONS = (
     ("Could not resolve host", "its host name is unknown"),
     ("Failed to connect", "its server does not answer"),
     ("SSL certificate problem", "its server's certificate is not trusted here"),
+    ("certificate verification failed", "its server's certificate is not trusted here"),
     ("not allowed", "its protocol is not allowed"),
 )
 
@@ -94,12 +102,27 @@ class Reporter:
         return status
 
 
+def hub_git_config(environ) -> str | None:
+    """The configuration the hub wrote for this server, if it has one (its path)."""
+    directory = environ.get(SECRETS_DIR_ENV)
+    if not directory:
+        return None
+    path = os.path.join(directory, HUB_CONFIG)
+    return path if os.path.isfile(path) else None
+
+
 def hardened_environment(environ, protocols) -> dict[str, str]:
     """environ with every git setting above; the user's own GIT_CONFIG_* pairs dropped."""
     env = {k: v for k, v in environ.items() if not k.startswith("GIT_CONFIG_KEY_")}
     env = {k: v for k, v in env.items() if not k.startswith("GIT_CONFIG_VALUE_")}
     for name in ("GIT_ASKPASS", "SSH_ASKPASS", "GIT_CONFIG_PARAMETERS"):
         env.pop(name, None)
+    hub_config = hub_git_config(environ)
+    if hub_config:  # run before the server extension set it (an image's start script)
+        if not env.get("GIT_CONFIG_SYSTEM"):
+            env["GIT_CONFIG_SYSTEM"] = hub_config
+        if env["GIT_CONFIG_SYSTEM"] == hub_config:
+            env.pop("GIT_CONFIG_NOSYSTEM", None)
     env.update(GIT_TERMINAL_PROMPT="0", GIT_ALLOW_PROTOCOL=":".join(protocols), LANG="C")
     settings = list(HARDENING)
     if "ssh" in protocols:

@@ -3,9 +3,10 @@
 When the server starts (before any kernel or terminal), it
 
 - points `GIT_CONFIG_SYSTEM` at the configuration the hub wrote for this server
-  (`$ONYXIA_HUB_SECRETS_DIR/git/config`: identity, credential helper per host), so that
-  git in terminals, notebooks and JupyterLab's own git tools uses it; system scope is
-  git's lowest, so the user's ~/.gitconfig and repositories' settings still win;
+  (`$ONYXIA_HUB_SECRETS_DIR/git/config`: the operator's settings, identity, credential
+  helper per host), so that git in terminals, notebooks and JupyterLab's own git tools
+  uses it; system scope is git's lowest, so the user's ~/.gitconfig and repositories'
+  settings still win;
 - when `GIT_REPOSITORY` is set, runs `onyxia-git-pull` in a background thread (the
   server answers at once, a slow or failed clone never holds it up nor stops it), with
   every line of its output in the server's log;
@@ -33,10 +34,8 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .pull import DEFAULT_TIMEOUT
+from .pull import DEFAULT_TIMEOUT, hub_git_config
 
-SECRETS_DIR_ENV = "ONYXIA_HUB_SECRETS_DIR"
-CONFIG_FILE = "git/config"
 STARTED_ENV = "ONYXIA_GIT_PULL_STARTED"
 GRACE = 30  # seconds after the pull's own time limit before the thread ends it
 
@@ -81,15 +80,12 @@ class StatusHandler(APIHandler):
 
 def use_hub_git_config(environ, log) -> str | None:
     """Point GIT_CONFIG_SYSTEM at the hub's configuration, if this server has one."""
-    directory = environ.get(SECRETS_DIR_ENV)
-    if not directory:
+    path = hub_git_config(environ)
+    if path is None:
         return None
-    path = Path(directory) / CONFIG_FILE
-    if not path.is_file():
-        return None
-    environ["GIT_CONFIG_SYSTEM"] = str(path)
+    environ["GIT_CONFIG_SYSTEM"] = path
     log.info("onyxia-git: git reads its system configuration from %s", path)
-    return str(path)
+    return path
 
 
 def init_outcome(environ, pid: int) -> dict | None:

@@ -2,12 +2,14 @@
 
 At each launch it reads the user's My account settings from the portal's store (in a
 thread: the store is synchronous SQLAlchemy), falls back to the identity provider's
-userinfo for the name and e-mail, takes the launch's own repository and branch when it
-names some, and contributes (see `settings`):
+userinfo for the name and e-mail, then to the hub user name and `default_email` (so that
+`git commit` always has an identity), takes the launch's own repository and branch when
+it names some, and contributes (see `settings`):
 
 - `GIT_USER_NAME`, `GIT_USER_MAIL`, `GIT_REPOSITORY`, `GIT_BRANCH` (Onyxia's names);
-- a git configuration (identity, a credential helper per allowed https host), secret
-  file `git/config`, which extensions/onyxia-git points `GIT_CONFIG_SYSTEM` at;
+- a git configuration (the operator's `git_config`, the identity, a credential helper
+  per allowed https host), secret file `git/config`, which extensions/onyxia-git points
+  `GIT_CONFIG_SYSTEM` at;
 - the token as secret file `git/token` (mode 0600, memory-backed, outside the home),
   read by that helper only; `GIT_PERSONAL_ACCESS_TOKEN` only if the operator opts in;
 - the plan's `repository`, which the server clones or updates at start
@@ -23,7 +25,7 @@ import asyncio
 from collections.abc import Mapping
 
 from sqlalchemy.exc import SQLAlchemyError
-from traitlets import Bool, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Integer, List, TraitError, Unicode, default, validate
 
 from ...db.crypto import CryptoError
 from ...db.engine import safe_url
@@ -167,10 +169,97 @@ class GitProvider(PlanProvider):
         True,
         help="""
         Use the identity provider's `name` and `email` claims (auth_state `oauth_user`,
-        as OnyxiaOIDCAuthenticator keeps them) when My account sets no name or e-mail.
-        An e-mail the provider marks unverified (`email_verified: false`) is not used.
+        as OnyxiaOIDCAuthenticator keeps them, and the embedded default's local accounts
+        too) when My account sets no name or e-mail. An e-mail the provider marks
+        unverified (`email_verified: false`) is not used.
+
+        True (default). False: the claims are ignored, and the name and e-mail of users
+        who set none in My account are the defaults (the hub user name, `default_email`).
         """,
     ).tag(config=True)
+
+    default_email = Unicode(
+        git.DEFAULT_EMAIL,
+        help="""
+        The e-mail address git signs with when neither My account nor the identity
+        provider gives one (a local account without an address, an unverified one, or
+        `use_oidc_identity = False`): git refuses to commit without an identity, and
+        guesses `user@host.(none)` otherwise. The name then is the hub user name, unless
+        the identity provider gives one.
+
+        `{username}` is replaced by the hub user name, with the characters an address
+        cannot hold (`@`, spaces, `<>(),;:"[]\\`) turned into `-`. Default:
+        `{username}@users.noreply.localhost`, an address that reaches no one (`localhost`
+        is reserved, RFC 6761) and says so in `git log`; forges show such commits as
+        by an unknown author. Use a domain of your own for addresses your forge
+        recognises (GitLab and Gitea can add one per user). "" gives no default: git
+        then refuses to commit until the user sets an e-mail in My account.
+
+            c.GitProvider.default_email = "{username}@users.noreply.datalab.example.org"
+        """,
+    ).tag(config=True)
+
+    @validate("default_email")
+    def _validate_default_email(self, proposal):
+        sample = proposal.value.replace("{username}", "user")
+        if proposal.value and git.default_address(proposal.value, "user") != sample:
+            raise TraitError(
+                f"GitProvider.default_email: {proposal.value!r} does not make an e-mail "
+                f"address, such as {git.DEFAULT_EMAIL}"
+            )
+        return proposal.value
+
+    git_config = Dict(
+        help="""
+        Git settings for every server: git configuration keys (`section.name`, or
+        `section.subsection.name`) and their values, written into the configuration the
+        provider delivers (`git/config` in the server's secrets, which git reads through
+        `GIT_CONFIG_SYSTEM`: interactive git, JupyterLab's git tools and the start-time
+        pull alike). The place for a git server's private CA, a proxy, URL rewrites:
+        servers' environments cannot hold `GIT_*` variables (the catalog refuses them).
+
+        A value is a string, a boolean or an integer; a list gives a key several values
+        (`http.extraHeader`). Keys are checked as the provider reads its configuration
+        (a wrong one fails launches, with the key named in the hub's log): the form (no
+        line breaks or control characters anywhere), each key once, and none of the keys
+        the provider sets itself or that would run programs or turn off a defence:
+        `user.*`, `author.*`, `committer.*` (the identity), `credential.*`,
+        `credentialCache.*`, `credentialStore.*` (the token's helper), `include.*`,
+        `includeIf.*`, `remote.*`, `branch.*`, `submodule.*`,
+        `core.worktree`, `core.bare`, programs and hooks (`core.sshCommand`,
+        `core.gitProxy`, `core.askPass`, `core.editor`, `core.pager`, `core.fsmonitor`,
+        `core.hooksPath`, `core.alternateRefsCommand`, `init.templateDir`,
+        `sequence.editor`, `pager.*`, `interactive.diffFilter`, `diff.external`,
+        `diff.*.command`, `diff.*.textconv`, `merge.*.driver`, `filter.*`, `difftool.*`,
+        `mergetool.*`, `guitool.*`, `browser.*`, `man.*`, `gpg.program`,
+        `gpg.*.program`, `gpg.*.defaultKeyCommand`, `trailer.*.command`,
+        `trailer.*.cmd`, `sendemail.*`, `imap.*`, `instaweb.*`, `uploadpack.*`, aliases
+        starting with `!`), `protocol.*`, `safe.*`, `core.protectHFS`,
+        `core.protectNTFS`, `http[.<url>].sslVerify` and `trace2.*`
+        (`settings.REFUSED_CONFIG`, docs/git.md).
+
+        Paths are the servers' (an image's file, a mounted volume), not the hub's; the
+        user can read every value (no passwords). System scope is git's lowest: a
+        user's ~/.gitconfig wins, and so does `GIT_SSL_CAINFO` in a server's environment
+        over `http.sslCAInfo`. `http.sslCAInfo` replaces git's list of CAs: give a bundle
+        holding the public CAs too, or scope it to the server's URL, as below.
+        Default: {} (nothing).
+
+            c.GitProvider.git_config = {
+                "http.https://git.example.org/.sslCAInfo": "/etc/ssl/certs/private-ca.pem",
+                "http.proxy": "http://proxy.example.org:3128",
+                "http.https://git.example.org/.proxy": "",
+            }
+        """,
+    ).tag(config=True)
+
+    @validate("git_config")
+    def _validate_git_config(self, proposal):
+        try:
+            git.check_config(proposal.value)
+        except ValueError as e:
+            raise TraitError(f"GitProvider.git_config: {e}") from None
+        return proposal.value
 
     # -- sources -----------------------------------------------------------------------
     def _portal_environment(self) -> dict[str, str]:
@@ -221,6 +310,8 @@ class GitProvider(PlanProvider):
             oauth_user,
             schemes=tuple(self.allowed_schemes),
             hosts=tuple(self.credential_hosts) if self.credential_hosts is not None else None,
+            username=request.username,
+            default_email=self.default_email,
         )
         for note in notes:
             self.log.info("Git for %s: %s", request.username, note)
@@ -230,6 +321,7 @@ class GitProvider(PlanProvider):
             protocols=tuple(self.allowed_schemes),
             pull_timeout=self.pull_timeout,
             token_variable=self.personal_access_token_variable,
+            operator=git.check_config(self.git_config),
         )
 
 
