@@ -4,7 +4,8 @@ Two HTTPS git servers run git's own http-backend (tests/helpers/gitserver.py): `
 hosts git-ann's private repository and checks her personal access token; `elsewhere`
 hosts a course anyone may clone, and a private repository, and must never receive her
 token. The session hub has the git provider (tests/conftest.py) and its servers trust the
-servers' CA (`GIT_SSL_CAINFO`). git-ann saves her git settings through the portal's API.
+servers' CA through `c.GitProvider.git_config` (`http.sslCAInfo`), as docs/git.md says.
+git-ann saves her git settings through the portal's API.
 
 Four real spawns (about a CPU-second and 130 MiB each):
 
