@@ -10,7 +10,10 @@ every start: options stored yesterday for a service since removed, or for a grou
 has left, are refused then, not honoured.
 
 A `ChoiceError` is a JupyterHub `SpawnException`: the hub shows its message to the user,
-logs one line and does not count it toward `consecutive_failure_limit`.
+logs one line and does not count it toward `consecutive_failure_limit`. Its `field` names
+the option refused (None when the refusal is not about one option), so that the spawn
+form can show the message beside that field. `entered` keeps what a user sent, as text,
+for showing it back with the refusal (spawners/base.py).
 
 Besides the catalog's options, a launch may name a git `repository` (https:// only: a
 link is where CVE-2021-39160 came from) and a `branch`, cloned or updated into the server
@@ -56,11 +59,23 @@ _GPU_COUNT = re.compile(r"\d{1,2}")
 
 
 class ChoiceError(SpawnException):
-    """A refused choice: the message says what is wrong and what is allowed."""
+    """A refused choice: the message says what is wrong and what is allowed.
 
-    def __init__(self, message: str, *, status_code: int = 400, reason: str = "invalid-choice"):
+    `field` is the option refused (one of OPTIONS), or None when the refusal is about no
+    single option (an unknown option, too many of them, a quota).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 400,
+        reason: str = "invalid-choice",
+        field: str | None = None,
+    ):
         message = message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
         super().__init__(message, reason=reason, status_code=status_code)
+        self.field = field
 
     def __str__(self) -> str:
         return self.message
@@ -139,22 +154,28 @@ def normalize(raw) -> dict[str, object]:
             )
         if isinstance(value, list):
             if len(value) != 1:
-                raise ChoiceError(f"The option {name!r} must have one value, not {len(value)}.")
+                raise ChoiceError(
+                    f"The option {name!r} must have one value, not {len(value)}.", field=name
+                )
             value = value[0]
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ChoiceError(f"The option {name!r} must be a string or a number.")
+            raise ChoiceError(f"The option {name!r} must be a string or a number.", field=name)
         if isinstance(value, float) and not math.isfinite(value):
-            raise ChoiceError(f"The option {name!r} must be a finite number.")
+            raise ChoiceError(f"The option {name!r} must be a finite number.", field=name)
         if isinstance(value, str):
             if len(value) > MAX_TEXT_OF.get(name, MAX_TEXT):
-                raise ChoiceError(f"The option {name!r} is too long ({len(value)} characters).")
+                raise ChoiceError(
+                    f"The option {name!r} is too long ({len(value)} characters).", field=name
+                )
             value = value.strip()
             if value == "":
                 continue
         if name in options and options[name] != value:
-            raise ChoiceError(f"The option {name!r} is given twice with different values.")
+            raise ChoiceError(
+                f"The option {name!r} is given twice with different values.", field=name
+            )
         options[name] = value
     return options
 
@@ -196,7 +217,8 @@ def _service(value, catalog: Catalog, groups) -> Service:
         # the same answer whether it does not exist or is reserved to other groups
         names = ", ".join(s.name for s in visible) or "none"
         raise ChoiceError(
-            f"There is no service {_short(value)} in your catalog; choose one of: {names}."
+            f"There is no service {_short(value)} in your catalog; choose one of: {names}.",
+            field="service",
         )
     return service
 
@@ -207,7 +229,8 @@ def _version(value, service: Service) -> str:
     if not isinstance(value, str) or service.version(value) is None:
         names = ", ".join(v.name for v in service.versions)
         raise ChoiceError(
-            f"{service.display_name} has no version {_short(value)}; choose one of: {names}."
+            f"{service.display_name} has no version {_short(value)}; choose one of: {names}.",
+            field="version",
         )
     return value
 
@@ -219,12 +242,13 @@ def _cpu(value, service: Service) -> float:
     try:
         cores = parse_cpu(value)
     except ValueError as e:
-        raise ChoiceError(f"cpu: {e}.") from None
+        raise ChoiceError(f"cpu: {e}.", field="cpu") from None
     if not bounds.min <= cores <= bounds.max:
         raise ChoiceError(
             f"cpu: {format_cpu(cores)} cores is outside what "
             f"{service.display_name} allows ({format_cpu(bounds.min)} to "
-            f"{format_cpu(bounds.max)} cores)."
+            f"{format_cpu(bounds.max)} cores).",
+            field="cpu",
         )
     return cores
 
@@ -236,12 +260,13 @@ def _memory(value, service: Service) -> int:
     try:
         size = parse_memory(value)
     except ValueError as e:
-        raise ChoiceError(f"memory: {e}.") from None
+        raise ChoiceError(f"memory: {e}.", field="memory") from None
     if not bounds.min <= size <= bounds.max:
         raise ChoiceError(
             f"memory: {human_memory(size)} is outside what "
             f"{service.display_name} allows ({human_memory(bounds.min)} to "
-            f"{human_memory(bounds.max)})."
+            f"{human_memory(bounds.max)}).",
+            field="memory",
         )
     return size
 
@@ -253,17 +278,20 @@ def _gpus(count, gpu_type, service: Service) -> tuple[int, str | None]:
     elif isinstance(count, str) and _GPU_COUNT.fullmatch(count):
         count = int(count)
     elif not isinstance(count, int) or isinstance(count, bool):
-        raise ChoiceError("gpus: the number of GPUs is a whole number.")
+        raise ChoiceError("gpus: the number of GPUs is a whole number.", field="gpus")
     if gpu is None:
         if count != 0:
-            raise ChoiceError(f"gpus: {service.display_name} has no GPU option.")
+            raise ChoiceError(f"gpus: {service.display_name} has no GPU option.", field="gpus")
         if gpu_type is not None:
-            raise ChoiceError(f"gpu_type: {service.display_name} has no GPU option.")
+            raise ChoiceError(
+                f"gpu_type: {service.display_name} has no GPU option.", field="gpu_type"
+            )
         return 0, None
     if count not in gpu.counts:
         allowed = ", ".join(str(c) for c in gpu.counts)
         raise ChoiceError(
-            f"gpus: {service.display_name} can have {allowed} GPU(s), not {_short(count)}."
+            f"gpus: {service.display_name} can have {allowed} GPU(s), not {_short(count)}.",
+            field="gpus",
         )
     if count == 0:
         return 0, None
@@ -273,7 +301,8 @@ def _gpus(count, gpu_type, service: Service) -> tuple[int, str | None]:
         names = ", ".join(t.name for t in gpu.types)
         raise ChoiceError(
             f"gpu_type: {service.display_name} has no GPU type "
-            f"{_short(gpu_type)}; choose one of: {names}."
+            f"{_short(gpu_type)}; choose one of: {names}.",
+            field="gpu_type",
         )
     return count, gpu_type
 
@@ -284,11 +313,12 @@ def _repository(value) -> str | None:
     if not isinstance(value, str):
         raise ChoiceError(
             "repository: a git repository is a URL such as "
-            "https://git.example.org/team/project.git."
+            "https://git.example.org/team/project.git.",
+            field="repository",
         )
     problem = repository_problem(value)
     if problem:  # the value is not repeated: it may hold a password (user:token@host)
-        raise ChoiceError(f"repository: the URL {problem}.")
+        raise ChoiceError(f"repository: the URL {problem}.", field="repository")
     return value
 
 
@@ -296,10 +326,10 @@ def _branch(value) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ChoiceError("branch: a branch is a name such as main.")
+        raise ChoiceError("branch: a branch is a name such as main.", field="branch")
     problem = branch_problem(value)
     if problem:
-        raise ChoiceError(f"branch: {_short(value)} {problem}.")
+        raise ChoiceError(f"branch: {_short(value)} {problem}.", field="branch")
     return value
 
 
@@ -308,13 +338,18 @@ def _init(script, args) -> tuple[str | None, str | None]:
         args = str(args)  # a number given through the API
     if script is None:
         if args:
-            raise ChoiceError("init_args: arguments need an init script (init_script).")
+            raise ChoiceError(
+                "init_args: arguments need an init script (init_script).", field="init_args"
+            )
         return None, None
     problem = init_script_problem(script)
     if problem:  # the value is not repeated: it may hold a token
-        raise ChoiceError(f"init_script: the URL {problem}.")
+        raise ChoiceError(f"init_script: the URL {problem}.", field="init_script")
     if args and any(ord(c) < 32 and c not in " \t" for c in args):
-        raise ChoiceError("init_args: arguments are one line of text, without control characters.")
+        raise ChoiceError(
+            "init_args: arguments are one line of text, without control characters.",
+            field="init_args",
+        )
     return script, args or None
 
 
@@ -366,3 +401,57 @@ def from_form(form: Mapping[str, list]) -> dict[str, object]:
         elif name not in OPTIONS:
             raise ChoiceError(f"Unknown option {_short(key)}.")
     return raw
+
+
+def entered(raw, *, form: bool = False) -> dict[str, str]:
+    """What a user sent, as text by option, to show back with a refusal; never refuses.
+
+    raw is what `normalize` takes (a link's query, stored options) or, with form, what
+    `from_form` takes, of which only the chosen service's fields are kept as it keeps them.
+    Values are kept as sent (not stripped), within the bounds `normalize` sets: what it
+    would refuse as a whole (a key that is no option, a repeated value, a structure, a
+    value longer than its option allows) is left out, as is an empty value. A URL's
+    `user:password@` is dropped.
+    """
+    if not isinstance(raw, Mapping) or len(raw) > 64 * MAX_KEYS:
+        return {}
+    chosen = _one_text(raw.get("service")) if form else None
+    values: dict[str, str] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            continue
+        name, sep, owner = key.partition("--") if form else (key, "", "")
+        if sep and owner != chosen:
+            continue
+        name = ALIASES.get(name, name)
+        text = _one_text(value)
+        if name not in OPTIONS or name in values or text is None or not text.strip():
+            continue
+        if name in ("repository", "init_script"):
+            text = _without_credentials(text)
+        if text is not None and len(text) <= MAX_TEXT_OF.get(name, MAX_TEXT):
+            values[name] = text
+    return values
+
+
+def _without_credentials(url: str) -> str | None:
+    """url without its `user:password@`: a token typed into a URL (which is refused) is
+    never shown back in the page. None when the URL cannot be parsed and holds an '@'."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None if "@" in url else url
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _one_text(value) -> str | None:
+    """One value as text: a one-element list's element, a string, a finite number."""
+    if isinstance(value, list):
+        value = value[0] if len(value) == 1 else None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if isinstance(value, str) else str(value)

@@ -23,7 +23,7 @@ from onyxia_hub.catalog.model import (
     Version,
     frozen_map,
 )
-from onyxia_hub.choices import Choice, ChoiceError, check, from_form
+from onyxia_hub.choices import Choice, ChoiceError, check, entered, from_form
 from onyxia_hub.plan import Contribution, Launcher, build_plan
 from onyxia_hub.quotas import Claim, Ledger, gauges
 from tests.helpers.hostile import HOSTILE
@@ -109,6 +109,80 @@ def test_hostile_options_are_refused_with_a_clear_message(case):
     assert case.message in error.value.message
     assert len(error.value.message) <= 300
     assert "Traceback" not in error.value.message
+
+
+FIELDS = [  # (options, the option a refusal names: the spawn form marks that field)
+    ({"service": "nope"}, "service"),
+    ({"profile": "jupyter-python", "service": "jupyter-r"}, "service"),
+    ({"version": "latest"}, "version"),
+    ({"cpu": "lots"}, "cpu"),
+    ({"cpu": 64}, "cpu"),
+    ({"cpu": ["1", "2"]}, "cpu"),
+    ({"cpu": True}, "cpu"),
+    ({"cpu": float("nan")}, "cpu"),
+    ({"memory": "4GB"}, "memory"),
+    ({"memory": "1Ti"}, "memory"),
+    ({"gpus": 1}, "gpus"),
+    ({"gpu_type": "a100"}, "gpu_type"),
+    ({"service": "pytorch-gpu", "gpus": 3}, "gpus"),
+    ({"service": "pytorch-gpu", "gpus": "1.5"}, "gpus"),
+    ({"service": "pytorch-gpu", "gpu_type": "h100"}, "gpu_type"),
+    ({"repository": "file:///etc"}, "repository"),
+    ({"repository": 42}, "repository"),
+    ({"repository": "https://h/" + "r" * 3000}, "repository"),
+    ({"branch": "--orphan"}, "branch"),
+    ({"branch": 42}, "branch"),
+    ({"init_script": "ftp://scripts.example.org/x.sh"}, "init_script"),
+    ({"init_args": "--verbose"}, "init_args"),
+    ({"init_script": "https://scripts.example.org/x.sh", "init_args": "a\x01"}, "init_args"),
+    # not about one option: the message at the top of the form is all
+    ({"image": "evil.example/miner"}, None),
+    ({f"key{i}": "x" for i in range(20)}, None),
+    (["service"], None),
+]
+
+
+@pytest.mark.parametrize("options, field", FIELDS, ids=[f"{i:02}" for i in range(len(FIELDS))])
+def test_a_refusal_names_the_option_it_refuses(options, field):
+    with pytest.raises(ChoiceError) as error:
+        check(options, CATALOG, [])
+    assert error.value.field == field
+    assert field is None or field in error.value.message  # the message names it too
+
+
+def test_form_refusals_of_no_option_name_none():
+    with pytest.raises(ChoiceError) as error:
+        from_form({"service": ["jupyter-r"], "privileged--jupyter-python": ["1"]})
+    assert error.value.field is None
+
+
+def test_entered_keeps_what_was_sent_as_text_within_bounds():
+    form = {
+        "service": ["jupyter-r"],
+        "_xsrf": ["token"],
+        "cpu--jupyter-r": ["2"],
+        "cpu--jupyter-python": ["4"],  # another card's
+        "version--jupyter-r": ["no such version"],  # kept: the form shows it, refused
+        "memory--jupyter-r": ["1Gi", "2Gi"],  # repeated: left out
+        "repository": [" https://git.example.org/x.git "],  # as typed, not stripped
+        "branch": [""],
+        "image": ["evil"],  # no option
+        "init_script": ["https://s.example.org/" + "x" * 2000],  # longer than allowed
+    }
+    assert entered(form, form=True) == {
+        "service": "jupyter-r",
+        "cpu": "2",
+        "version": "no such version",
+        "repository": " https://git.example.org/x.git ",
+    }
+    stored = {"profile": "jupyter-r", "gpus": 1, "cpu": 0.5, "memory": float("inf")}
+    assert entered(stored | {"version": True, "branch": {"a": 1}}) == {
+        "service": "jupyter-r",
+        "gpus": "1",
+        "cpu": "0.5",
+    }
+    assert entered("not a mapping") == {}
+    assert entered({f"key{i}": "x" for i in range(2000)}) == {}
 
 
 def test_other_groups_services_are_invisible_and_refused():
@@ -223,3 +297,19 @@ def test_gauges_warn_at_75_and_alert_at_95_percent():
     assert levels == {"Servers": "warning", "CPU": "alert", "Memory": "ok", "GPUs": "ok"}
     texts = {g.label: g.text for g in gauges(Usage(3, 3.9, GiB, 7), limits)}
     assert texts["GPUs"] == "7 (no limit)" and texts["Memory"] == "1 GiB of 8 GiB"
+
+
+@pytest.mark.parametrize(
+    "sent, shown",
+    [
+        ("https://ann:glpat-secret@git.example.org/a.git", "https://git.example.org/a.git"),
+        ("https://glpat-secret@git.example.org/a.git", "https://git.example.org/a.git"),
+        ("https://git.example.org/a.git", "https://git.example.org/a.git"),
+        ("https://[::1@x/a.git", None),  # unparsable, with an '@': not shown at all
+    ],
+)
+def test_a_refused_urls_credentials_are_never_shown_back(sent, shown):
+    from onyxia_hub.choices import entered
+
+    for name in ("repository", "init_script"):
+        assert entered({"service": "jupyter-python", name: sent}).get(name) == shown

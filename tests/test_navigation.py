@@ -17,7 +17,7 @@ import secrets
 import pytest
 
 from onyxia_hub.auth.navigation import free_server_name
-from tests.helpers.browser import launch_chromium, new_page
+from tests.helpers.browser import launch_chromium, new_page, screenshot
 from tests.helpers.client import HubClient
 
 pytestmark = pytest.mark.browser
@@ -151,6 +151,7 @@ def test_a_user_added_on_jupyterhub_admin_page_needs_a_password_from_people(
     row.get_by_role("button", name="Set password").click()
     message = admin.locator("#accounts-message").inner_text()
     assert message.startswith(f"The password of {name} was set"), message
+    screenshot(admin, "admin-people.png", full_page=True)
     assert "must choose a password" in admin.locator(f'tr[data-username="{name}"]').inner_text()
     user = signed_in(browser, hub, name, initial)
     assert user.url.split("?")[0].endswith("/hub/change-password")

@@ -173,6 +173,7 @@ class InitScriptProvider(PlanProvider):
                     "administrator allows none); empty the field to launch.",
                     status_code=403,
                     reason="init-script-refused",
+                    field="init_script",
                 )
             # the user's: a URL may carry a token, arguments a password (the secret
             # channel: never a pod spec)

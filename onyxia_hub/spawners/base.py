@@ -6,6 +6,9 @@ for one machine, `KubeSpawner` for Kubernetes). It
 - renders the spawn form from the catalog (cards, options, quota gauges, availability),
 - parses the form, and treats a link's `?opt-...` query as a way to *pre-fill* the form,
   never to start a server (a link on another site cannot start one),
+- after a refused form, link or spawn-page launch, shows the form again with exactly what
+  the user sent, the refused field marked and the message beside it (`Sent`), and nothing
+  of an earlier launch,
 - at every start, checks the stored options against the catalog and the user's groups
   as they are now, claims the quota atomically, asks the providers for their
   contributions and builds the `LaunchPlan` that the adapter realises,
@@ -30,18 +33,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jupyterhub.handlers.pages import SpawnHandler
 from jupyterhub.utils import maybe_future
 from traitlets import Float, Instance, List, Type, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..catalog.loader import CatalogSource, default_catalog_path
 from ..catalog.model import Catalog, Service
-from ..choices import Choice, ChoiceError, check, from_form, normalize
+from ..choices import Choice, ChoiceError, check, entered, from_form, normalize
 from ..plan import Launcher, LaunchPlan, build_plan
 from ..providers.base import PlanProvider, PlanRequest, ProviderError
+from ..quantities import parse_cpu, parse_memory
 from ..quotas import LEDGER, Claim, gauges
 from . import environment
 
@@ -57,6 +65,76 @@ class PrefillOnly(ChoiceError):
 
     def __init__(self):
         super().__init__("", status_code=200, reason="prefill")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What a user sent from the spawn page (the form's fields or a link's options), kept
+    until the form is next rendered for them, which shows it instead of their last launch.
+
+    JupyterHub renders the form again at once after a refused form or link, with the
+    message at the top. A refused POST for a named server is rendered by the user's
+    *default* spawner (`user.spawner.get_options_form()` in SpawnHandler.post), hence one
+    entry per user, not per spawner: any of the user's spawners takes a fresh refusal; a
+    spawner takes an older entry of its own server only (a launch refused after the POST
+    was answered: the spawn-pending page shows the message and links back to the form).
+    """
+
+    server: str  # the server's name ("" the default)
+    values: Mapping[str, str]  # choices.entered: as sent, by option
+    error: ChoiceError | None = None  # None: a link that pre-fills the form
+    link: bool = False
+    at: float = field(default_factory=time.monotonic)
+
+
+_SENT: dict[str, Sent] = {}  # user name -> what they sent last, until a form shows it
+_FRESH = 5.0  # seconds: a refusal this recent is the one JupyterHub is answering
+_SELECTS = ("version", "cpu", "memory", "gpus", "gpu_type")  # a card's own options
+_FIELDS = ("service", "repository", "branch", "init_script", "init_args")  # the form's
+_NOT_A_CHOICE = "This value is not one of the choices."
+
+
+def _picked(service: Service, values: Mapping[str, str]) -> tuple[dict, dict[str, str]]:
+    """What each select of service's card shows for the values sent: (picked, stray).
+
+    picked: each select's value as its options hold it (the service's defaults for what
+    was not sent; a CPU or memory amount outside the presets is added to them); stray: a
+    value sent that is none of the options, shown as sent (selected and marked), never
+    swapped for another one.
+    """
+    gpu = service.gpu
+    picked = {
+        "version": service.default_version.name,
+        "cpu": service.cpu.default,
+        "memory": service.memory.default,
+        "gpus": gpu.default_count if gpu else 0,
+        "gpu_type": gpu.default_type if gpu else None,
+    }
+    counts = gpu.counts if gpu else (0,)  # "0" GPUs: any service's (stored options say so)
+    readers = {
+        "version": lambda text: text if service.version(text) else None,
+        "cpu": lambda text: _parsed(parse_cpu, text),
+        "memory": lambda text: _parsed(parse_memory, text),
+        "gpus": lambda text: (
+            int(text) if text.isascii() and text.isdigit() and int(text) in counts else None
+        ),
+        "gpu_type": lambda text: text if gpu and gpu.type(text) else None,
+    }
+    stray: dict[str, str] = {}
+    for name, read in readers.items():
+        text = values.get(name)
+        if text is not None:
+            picked[name] = read(text)
+            if picked[name] is None:
+                stray[name] = text
+    return picked, stray
+
+
+def _parsed(parse, text: str):
+    try:
+        return parse(text)
+    except ValueError:
+        return None
 
 
 class _RefusalLogFilter(logging.Filter):
@@ -195,28 +273,51 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
         return lambda spawner, options: None
 
     def _render_options_form(self) -> str:
+        """The form: what the user sent last from the spawn page if it is still to be
+        shown (`Sent`: a link, or a refusal with its field marked), else their last
+        launch's choice, else the catalog's defaults."""
         install_refusal_filter(self.log)
         catalog = self.catalog
         groups = self.group_names
-        prefill = getattr(self, "_prefill", None)
-        self._prefill = None
-        selected = self._remembered_choice(prefill, catalog, groups)
-        usage = LEDGER.usage(self.user.name, excluding=self.name)
-        limits = catalog.quotas.for_groups(groups)
+        sent = self._take_sent()
+        values = sent.values if sent else self._remembered_values(catalog, groups)
+        error = sent.error if sent else None
+        refused = error.field if error is not None else None
+        visible = catalog.visible_to(groups)
+        chosen = values.get("service")
+        if chosen is None and visible:  # as choices.check picks it
+            chosen = (
+                catalog.default_service if catalog.default_service in visible else visible[0]
+            ).name
         cards = []
-        for service in catalog.visible_to(groups):
+        for service in visible:
+            unavailable = self.unavailable_reason(service)
+            picked, stray = _picked(service, values if service.name == chosen else {})
+            problems = {}
+            if service.name == chosen:
+                problems = {name: _NOT_A_CHOICE for name in stray}
+                if refused in _SELECTS:
+                    problems[refused] = error.message
+            shown = () if unavailable else _SELECTS if service.gpu else _SELECTS[:3]
             cards.append(
                 {
                     "service": service,
-                    "unavailable": self.unavailable_reason(service),
-                    "choice": selected if selected and selected.service == service.name else None,
+                    "unavailable": unavailable,
+                    "picked": picked,
+                    "stray": stray,
+                    "problems": problems,
+                    # problems of options the card has no select for (GPUs of a CPU service)
+                    "loose": [m for name, m in problems.items() if name not in shown],
                 }
             )
+        usage = LEDGER.usage(self.user.name, excluding=sent.server if sent else self.name)
         return _JINJA.get_template("options_form.html").render(
             cards=cards,
-            selected=selected.service if selected else catalog.default_service.name,
-            gauges=gauges(usage, limits),
-            prefilled=prefill is not None,
+            selected=chosen,
+            values=values,
+            problems={refused: error.message} if refused in _FIELDS else {},
+            gauges=gauges(usage, catalog.quotas.for_groups(groups)),
+            prefilled=bool(sent and sent.link),
             init_sources=self._init_sources(),
         )
 
@@ -230,29 +331,56 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
                 return list(provider.allowed_personal_scripts)
         return None
 
-    def _remembered_choice(self, prefill, catalog, groups) -> Choice | None:
-        """The choice to preselect: a link's, else the last start's, else none."""
-        for raw in (prefill, self.user_options):
-            if raw:
-                try:
-                    return check(raw, catalog, groups)
-                except ChoiceError:
-                    continue
-        return None
+    def _remembered_values(self, catalog, groups) -> dict[str, str]:
+        """The last start's choice as the form's values, if it still passes the checks."""
+        if not self.user_options:
+            return {}
+        try:
+            return entered(check(self.user_options, catalog, groups).as_user_options())
+        except ChoiceError:
+            return {}
+
+    # -- what the user sent, kept for the next rendering of the form (`Sent`) --------
+    def _keep_sent(self, values: Mapping[str, str], error=None, *, link=False) -> None:
+        _SENT[self.user.name] = Sent(self.name, dict(values), error, link)
+
+    def _take_sent(self) -> Sent | None:
+        sent = _SENT.get(self.user.name)
+        if sent is None:
+            return None
+        fresh = sent.error is not None and time.monotonic() - sent.at < _FRESH
+        if sent.server != self.name and not fresh:
+            return None  # another server's: its own form shows it
+        del _SENT[self.user.name]
+        return sent
+
+    def _forget_sent(self) -> None:
+        sent = _SENT.get(self.user.name)
+        if sent is not None and sent.server == self.name:
+            del _SENT[self.user.name]
 
     def _onyxia_options_from_form(self, form_data):
         install_refusal_filter(self.log)
         catalog = self.catalog
-        choice = check(from_form(form_data), catalog, self.group_names)
-        self._check_runnable(choice, catalog)
+        _SENT.pop(self.user.name, None)
+        try:
+            choice = check(from_form(form_data), catalog, self.group_names)
+            self._check_runnable(choice, catalog)
+        except ChoiceError as e:
+            self._keep_sent(entered(form_data, form=True), e)
+            raise
         return choice.as_user_options()
 
     def options_from_query(self, query_data):
         """A link pre-fills the form; only the form's POST (with its XSRF token) starts."""
         install_refusal_filter(self.log)
-        options = normalize(query_data)  # refuse malformed links with a clear message
-        check(options, self.catalog, self.group_names)
-        self._prefill = options
+        _SENT.pop(self.user.name, None)
+        try:
+            check(normalize(query_data), self.catalog, self.group_names)  # a clear message
+        except ChoiceError as e:
+            self._keep_sent(entered(query_data), e, link=True)
+            raise
+        self._keep_sent(entered(query_data), link=True)
         raise PrefillOnly()
 
     def _check_runnable(self, choice: Choice, catalog: Catalog) -> None:
@@ -263,6 +391,7 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
                 f"{service.display_name} cannot start here: {reason}.",
                 status_code=409,
                 reason="unavailable",
+                field="service",
             )
 
     # -- progress ----------------------------------------------------------------------
@@ -286,8 +415,19 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
     async def make_plan(self) -> LaunchPlan:
         """Check the stored options now, claim the quota, gather contributions, plan.
 
-        Raises `ChoiceError` (a SpawnException) for anything the user can change.
+        Raises `ChoiceError` (a SpawnException) for anything the user can change; for a
+        launch from the spawn page, what was asked for is kept for the form (`Sent`).
         """
+        try:
+            plan = await self._make_plan()
+        except ChoiceError as e:
+            if isinstance(self.handler, SpawnHandler):
+                self._keep_sent(entered(self.user_options), e)
+            raise
+        self._forget_sent()
+        return plan
+
+    async def _make_plan(self) -> LaunchPlan:
         install_refusal_filter(self.log)
         self._events = []
         self.emit(5, "Checking your choice")
@@ -341,6 +481,7 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
                     "(its administrator has not set up InitScriptProvider).",
                     status_code=403,
                     reason="init-script-refused",
+                    field="init_script",
                 )
         except BaseException:
             self.release_plan()

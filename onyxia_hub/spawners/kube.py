@@ -186,7 +186,9 @@ class OnyxiaSpawner(OnyxiaSpawnerMixin, KubeSpawner):
             settings.update(init_settings(plan, base["cmd"], base["http_timeout"]))
         except ValueError as e:
             self.release_plan()
-            raise ChoiceError(str(e), status_code=409, reason="init-script-refused") from None
+            raise ChoiceError(
+                str(e), status_code=409, reason="init-script-refused", field="init_script"
+            ) from None
         for name, value in settings.items():
             if getattr(self, name) != value:  # traitlets validates and notifies on set
                 setattr(self, name, value)
