@@ -88,6 +88,12 @@ BAD_INPUTS = [
         {},
     ),
     (
+        "config-bad-git-setting",
+        ["--config", "{scratch}/git-config.py"],
+        ["c.GitProvider: GitProvider.git_config: core.sshCommand may not be set"],
+        {},
+    ),
+    (
         "portal-store-unreachable",
         ["--config", "{scratch}/portal-db.py"],
         ["The portal's store postgresql+psycopg://portal:***@127.0.0.1:1/portal", "prepared"],
@@ -110,6 +116,10 @@ def test_bad_input_gives_one_clear_error(case, args, expected, env, busy_port, s
     write(
         scratch / "provider.py",
         "c = get_config()\nc.OnyxiaLocalSpawner.provider_classes = ['no_such_module.Provider']\n",
+    )
+    write(
+        scratch / "git-config.py",
+        "c = get_config()\nc.GitProvider.git_config = {'core.sshCommand': 'sh -c id'}\n",
     )
     write(
         scratch / "portal-db.py",

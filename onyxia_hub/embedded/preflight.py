@@ -12,6 +12,7 @@ import stat
 import sys
 from pathlib import Path
 
+from traitlets import TraitError
 from traitlets.config import Config, LazyConfigValue, PyFileConfigLoader
 
 from ..errors import OnyxiaHubError
@@ -144,9 +145,23 @@ def check_classes(config: Config) -> None:
         if not isinstance(name, str):
             continue
         try:
-            import_item(name)
+            cls = import_item(name)
         except Exception as e:  # ImportError, AttributeError, or the module's own error
             raise OnyxiaHubError(
                 f"{where}: {name!r} cannot be imported ({type(e).__name__}: {e})",
                 "check the name, and that its package is installed in the hub's Python",
             ) from None
+        if where.endswith(".provider_classes"):
+            check_settings(cls, config)
+
+
+def check_settings(cls, config: Config) -> None:
+    """A provider's settings pass its own checks (`c.GitProvider.git_config`...): made
+    once with the configuration here, so a wrong value stops `up` with its message instead
+    of failing every launch."""
+    try:
+        cls(config=config)
+    except TraitError as e:
+        raise OnyxiaHubError(
+            f"c.{cls.__name__}: {e}", "fix the value in your --config file"
+        ) from None
