@@ -16,7 +16,7 @@ store (`onyxia_hub.db.stores`), which is why the names live here and not in a se
 | `ONYXIA_<S>_CATALOG_PATHS`      | the catalog directories (a JSON list)                   |
 | `ONYXIA_<S>_IP`                 | the address to listen on, when not the service URL's    |
 | `ONYXIA_<S>_PID_FILE`           | where it writes its pid (a crashed hub's leftovers)     |
-| `ONYXIA_<S>_LOCAL_ACCOUNTS`     | `1`: the nav bar shows the local accounts' pages        |
+| `ONYXIA_<S>_LOCAL_ACCOUNTS`     | `1`: the pages link to the local accounts' pages        |
 | `ONYXIA_STORAGE_SETTINGS`       | the hub's storage settings as JSON (no secret in it)    |
 | `ONYXIA_STORAGE_SWEEP_INTERVAL` | seconds between two revocation sweeps                   |
 | `ONYXIA_STORAGE_ACCOUNTS_DB`    | the local accounts database, for those sweeps           |

@@ -17,7 +17,7 @@
   /services/whoami/ with its own store and key.
 - `admin` (session): a `HubClient` signed in as `admin` through the login form.
 - `make_user` (session): `make_user(name)` creates an account through the admin's
-  Accounts page and returns a signed-in `HubClient` for it (the forced first password
+  Admin > People page and returns a signed-in `HubClient` for it (the forced first password
   change done); the same client for the same name.
 - `portal_client` (session): `portal_client(hub_client)`, a `PortalClient`
   (tests/helpers/portal.py) for the portal's pages and JSON API.

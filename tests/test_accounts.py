@@ -68,7 +68,7 @@ def test_repeated_failures_lock_the_account_then_admin_unlocks(hub, admin):
     assert "Too many failed sign-ins for this account. Try again in 2 minutes" in login_error(
         r.text
     )
-    # the lock is stored, not only in memory: the Accounts page shows it
+    # the lock is stored, not only in memory: People shows it
     page = admin.get("/hub/accounts").text
     assert "locked after failed sign-ins" in page.split(f'data-username="{name}"')[1][:600]
     r = admin.post_form("/hub/accounts", {"action": "unlock", "username": name})
@@ -307,6 +307,31 @@ def test_users_added_through_the_rest_api_wait_for_a_password_set_on_people(hub,
     assert admin.api("DELETE", f"/users/{name}").status_code == 204
     assert f'data-username="{name}"' not in admin.get("/hub/accounts").text
     assert HubClient(hub.url).login(name, initial).status_code == 403
+
+
+def test_a_name_accounts_refuse_gets_no_account_through_the_rest_api(admin):
+    r = admin.api("POST", "/users/x');alert(1);('")
+    assert r.status_code == 400, r.text
+    assert "alert(1)" not in admin.get("/hub/accounts").text
+
+
+@pytest.mark.parametrize("email", ["o'brien@example.org", "a#b@example.org"])
+def test_an_email_the_account_table_refuses_is_a_clear_error(hub, admin, email):
+    name = fresh_name("mail")
+    r = HubClient(hub.url).post_form(
+        "/hub/signup",
+        {"username": name, "email": email, "password": "long-enough-9",
+         "password_confirmation": "long-enough-9"},
+    )  # fmt: skip
+    assert r.status_code == 400
+    assert "E-mail: accounts take addresses of letters" in unescape(r.text)
+    r = admin.post_form(
+        "/hub/accounts",
+        {"action": "create", "username": name, "email": email, "password": "long-enough-9"},
+    )
+    assert r.status_code == 400
+    assert page_message(r.text, "accounts-message").startswith("E-mail: accounts take")
+    assert f'value="{name}"' in r.text  # what was typed is kept
 
 
 def test_people_lists_hub_users_with_their_servers_and_deletes_them(hub, admin, make_user):

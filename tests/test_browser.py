@@ -292,13 +292,19 @@ def test_launch_from_the_catalog_with_the_keyboard(page, hub, admin, make_user):
         panel.close()
 
         # while it runs, the nav bar's Launch opens the catalog for a second server
-        # (JupyterHub's /hub/spawn would send the user into the running one)
-        page.goto("/hub/spawn")
-        page.wait_for_url(re.compile(rf"/user/{USER}/"))
-        page.goto("/hub/launch?opt-cpu=2")
-        page.wait_for_url(re.compile(rf"/hub/spawn/{USER}/server-2\?opt-cpu=2$"))
-        page.locator("#launch").wait_for()
-        assert page.locator("#cpu--jupyter-python").input_value() == "2"
+        # (JupyterHub's /hub/spawn would send the user into the running one), a link's
+        # options kept; leaving that form and coming back reuses the same name (a name
+        # per visit would fill the named-server limit with servers never launched)
+        for _ in range(2):
+            page.goto("/hub/spawn?opt-cpu=2")
+            page.wait_for_url(re.compile(rf"/hub/spawn/{USER}/server-2\?opt-cpu=2$"))
+            page.locator("#launch").wait_for()
+            assert page.locator("#cpu--jupyter-python").input_value() == "2"
+        page.locator("#nav-launch").click()
+        page.wait_for_url(re.compile(rf"/hub/spawn/{USER}/server-2$"))
+        # with next (JupyterHub's own links to a server), JupyterHub's behaviour
+        page.goto(f"/hub/spawn?next=/user/{USER}/lab")
+        page.wait_for_url(re.compile(rf"/user/{USER}/lab"))
     finally:
         admin.stop_server(USER)
     assert servers_of(admin, USER) == {}

@@ -143,7 +143,7 @@ def test_a_user_added_on_jupyterhub_admin_page_needs_a_password_from_people(
         "/hub/signup",
         {"username": name, "password": "long-enough-9", "password_confirmation": "long-enough-9"},
     )
-    assert r.status_code in (400, 404), r.status_code  # taken, or sign-up closed
+    assert r.status_code == 400 and "already taken" in r.text
 
     # the administrator sets one there: the user signs in with it and chooses their own
     initial = "initial-" + secrets.token_hex(6)
@@ -167,15 +167,17 @@ def test_a_user_added_on_jupyterhub_admin_page_needs_a_password_from_people(
     admin.context.close()
 
 
-def test_launch_picks_a_free_server_name():
-    assert free_server_name(set()) == "server-2"
-    assert free_server_name({"", "server-2", "server-4"}) == "server-3"
+def test_launch_reuses_a_server_never_launched_else_picks_a_new_name():
+    assert free_server_name({"": (False, True)}) == "server-2"
+    # a stopped server that was launched is the user's: a new name, the first free one
+    assert free_server_name({"": (True, True), "server-2": (False, True)}) == "server-3"
+    assert free_server_name({"": (True, True), "server-3": (True, True)}) == "server-2"
+    # one opened by an earlier visit and never launched is reused, whatever its name
+    assert free_server_name({"": (True, True), "lab": (False, False)}) == "lab"
+    assert free_server_name({"": (True, True), "lab": (True, False)}) == "server-2"
 
 
-def test_launch_opens_the_catalog_and_keeps_a_links_options(hub, make_user):
+def test_launch_opens_the_catalog_for_the_default_server_while_it_is_free(hub, make_user):
     user = make_user("nav-user")
-    r = user.get("/hub/launch?opt-service=jupyter-r&opt-cpu=2", allow_redirects=False)
-    assert r.status_code == 302
-    assert r.headers["location"] == "/hub/spawn/nav-user?opt-service=jupyter-r&opt-cpu=2"
-    r = HubClient(hub.url).get("/hub/launch", allow_redirects=False)
-    assert r.status_code == 302 and r.headers["location"].startswith("/hub/login")
+    r = user.get("/hub/spawn?opt-service=jupyter-r&opt-cpu=2", allow_redirects=False)
+    assert r.status_code == 200 and 'id="prefill-notice"' in r.text

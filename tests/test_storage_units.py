@@ -290,6 +290,29 @@ async def test_one_set_for_50_launches_a_restart_and_a_second_process(store, db)
     print(f"50 launches: {elapsed * 1000:.0f} ms in all, one set issued")
 
 
+async def test_a_set_stored_between_a_read_and_the_lease_is_served_not_issued_again(store, db):
+    # the portal reads a stale set; before it takes the lease, the hub issues a new set,
+    # stores it and releases the lease: the portal must serve that set, not issue another
+    _, _, engine = db
+    hub, portal = service_for(store, engine), service_for(store, engine)
+    first = await hub.credentials("alice")
+    with engine.begin() as connection:
+        connection.execute(update(CredentialRow).values(renew_at=time.time() - 1))
+    loop = asyncio.get_running_loop()
+    take_lease = portal.cache.try_lease
+
+    def hub_issues_first(*args):
+        portal.cache.try_lease = take_lease
+        asyncio.run_coroutine_threadsafe(hub.credentials("alice"), loop).result(timeout=60)
+        return take_lease(*args)
+
+    portal.cache.try_lease = hub_issues_first
+    served = await portal.credentials("alice")
+    assert hub.issued == 2 and portal.issued == 0
+    assert served.access_key != first.access_key
+    assert served.access_key == hub.cache.load("alice").current.access_key
+
+
 async def test_keys_are_confined_rotated_within_two_and_revoked(store, db):
     _, _, engine = db
     service = service_for(store, engine)

@@ -9,7 +9,7 @@ administrator created.
 
 An account may have no password yet (an empty hash, which no password matches): a user
 added through JupyterHub's admin page or REST API gets such an account, listed on the
-Accounts page, usable once an administrator sets a password there.
+Admin > People page, usable once an administrator sets a password there.
 
 The store has its own database connection (`db_url`), as JupyterHub asks of
 authenticators since the shared `Authenticator.db` session was deprecated.
@@ -31,6 +31,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 # that a wrong name and a wrong password take the same time to refuse.
 _DUMMY_HASH = bcrypt.hashpw(b"no account has this password", bcrypt.gensalt())
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores what follows; refuse rather than truncate
+# the addresses NativeAuthenticator's `users_info` table accepts (its validator asserts)
+ACCOUNT_EMAIL = re.compile(r"[A-Za-z0-9.+_-]+@[A-Za-z0-9._-]+\.[a-zA-Z]*")
 
 
 class _Base(DeclarativeBase):
@@ -182,14 +184,6 @@ class AccountStore:
         sec.locked_until = None
         self.db.merge(sec)
         self.db.commit()
-
-    def set_email(self, username: str, email: str | None) -> bool:
-        info = self.info(username)
-        if info is None:
-            return False
-        info.email = email or None
-        self.db.commit()
-        return True
 
     def set_authorized(self, username: str, authorized: bool) -> bool:
         info = self.info(username)

@@ -233,7 +233,8 @@ class AccountsHandler(_PagesMixin, BaseHandler):
         if action == "create":
             return await self._create(username, actor)
 
-        if not auth.store.exists(username) and not (action == "reset" and self.find_user(username)):
+        hub_user_only = action in ("reset", "delete") and self.find_user(username) is not None
+        if not auth.store.exists(username) and not hub_user_only:
             self.set_status(404)
             return await self._render(f"There is no account named {username!r}.", "danger")
         if action == "approve":
@@ -311,6 +312,11 @@ class AccountsHandler(_PagesMixin, BaseHandler):
             self.authenticator.store.delete(username)
             self.log.info("%s deleted the account %s", actor, username)
             return await self._render(f"The account {username} was deleted.", "success")
+        if any(spawner.pending and spawner.pending != "stop" for spawner in user.spawners.values()):
+            self.set_status(409)
+            return await self._render(
+                f"A server of {username} is starting: try again once it has started.", "danger"
+            )
         for name, spawner in list(user.spawners.items()):
             if spawner.active and not spawner._stop_pending:
                 await self.stop_single_user(user, name)

@@ -15,7 +15,7 @@ strength rules and common-password list) with the gaps it has on JupyterHub 6 cl
    message and the username kept after a failure); here JupyterHub's handler is extended.
 5. Its Bootstrap 3 templates did not match JupyterHub 6 pages; here they extend them.
 6. An administrator could not create an account with an initial password, and
-   `create_user` silently did nothing when sign-up was disabled. Here the Accounts page
+   `create_user` silently did nothing when sign-up was disabled. Here Admin > People
    creates accounts whose first sign-in asks for a new password.
 7. The first visitor to sign up under an administrator's name became that administrator.
    Here administrator names cannot be signed up for; `onyxia-hub up` creates the
@@ -23,7 +23,7 @@ strength rules and common-password list) with the gaps it has on JupyterHub 6 cl
 8. A user added through JupyterHub's admin page or REST API had no account: not listed,
    no way to give them a password, no way in. Here `add_user` gives every hub user an
    account with no password (nobody can sign in as them, and nobody can sign up under
-   their name) until an administrator sets one on the Accounts page; deleting the user
+   their name) until an administrator sets one on Admin > People; deleting the user
    deletes the account.
 9. Since JupyterHub 5 an authenticator allows nobody unless told otherwise
    (`allow_all` is False); NativeAuthenticator 1.3 does not say, so approved accounts
@@ -43,6 +43,8 @@ from traitlets import Float, Unicode, default
 
 from ..fields import FieldError, check_email
 from .accounts import (
+    ACCOUNT_EMAIL,
+    NAME_RULE,
     AccountStore,
     hash_password_async,
     name_problem,
@@ -143,6 +145,11 @@ class OnyxiaLocalAuthenticator(NativeAuthenticator):
             return None, f"E-mail: {e.message}."
         if email and len(email) > 128:
             return None, "E-mail: at most 128 characters."
+        if email and not ACCOUNT_EMAIL.fullmatch(email):
+            return None, (
+                "E-mail: accounts take addresses of letters, digits and . + _ - only "
+                "(such as name@example.org)."
+            )
         return email, None
 
     def validate_username(self, username: str) -> bool:
@@ -217,7 +224,9 @@ class OnyxiaLocalAuthenticator(NativeAuthenticator):
     def add_user(self, user):
         # Called for every hub user at each start, and whenever JupyterHub adds one (admin
         # page, REST API, allowed_users): each gets an account, without a password until
-        # an administrator sets one on the Accounts page.
+        # an administrator sets one on Admin > People (/hub/accounts).
+        if not self.validate_username(user.name):
+            raise ValueError(f"Invalid username {user.name!r}: usernames are {NAME_RULE}.")
         if not self.store.exists(user.name):
             self.store.create(user.name, None, authorized=True, must_change=True)
             self.log.info("User %s has an account now, without a password yet", user.name)

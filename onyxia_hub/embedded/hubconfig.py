@@ -118,7 +118,8 @@ def build_config(r: Resolved) -> Config:
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 60
 
-    # the portal (My services, My account, All servers), a service the hub starts and stops
+    # the portal (My services, My account, My storage, Admin > Servers), a service the hub
+    # starts and stops
     c.JupyterHub.services = [
         {
             "name": PORTAL_NAME,

@@ -1,4 +1,4 @@
-"""The portal's pages: My services, My account, All servers (admins).
+"""The portal's pages: My services, My account, Admin > Servers (admins).
 
 Every state change is a POST with the XSRF token (checked by the service skeleton);
 after it succeeds the browser is sent back to the page (POST-redirect-GET) with a code
@@ -63,7 +63,7 @@ class ServicesPage(PageHandler):
             error=error,
             error_field=field,
             done=None if error else done_message(self),
-            spawn_url=prefix + "launch",
+            spawn_url=prefix + "spawn",
             origin=f"{self.request.protocol}://{self.request.host}",
             server_limit=self.app.named_server_limit,
         )

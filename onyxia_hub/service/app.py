@@ -184,8 +184,9 @@ class ServiceApp(Application):
         return self._hub_base() + "services/portal/"
 
     local_accounts = Bool(
-        help="""Show the Password and Accounts links of local accounts in the nav bar, as the
-        hub does. Default: `$ONYXIA_<NAME>_LOCAL_ACCOUNTS` is `1`.""",
+        help="""The hub keeps local accounts (OnyxiaLocalAuthenticator): the nav bar's Admin
+        opens People, and My account links to the password page, as on the hub's pages.
+        Default: `$ONYXIA_<NAME>_LOCAL_ACCOUNTS` is `1`.""",
     ).tag(config=True)
 
     @default("local_accounts")

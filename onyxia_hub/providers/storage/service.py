@@ -102,6 +102,11 @@ class CredentialService:
                     )
                 await asyncio.sleep(0.1)
             try:
+                # another process may have stored a set between our read and our lease
+                # (it held the lease then, and released it): read again under the lease
+                entry = await self._db(self.cache.load, username, scope)
+                if entry is not None and entry.fresh(kind, store):
+                    return entry.current
                 request = IssueRequest(username, bucket, access_token)
                 try:
                     new = await self.issuer.issue(request)
