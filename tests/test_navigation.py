@@ -17,7 +17,7 @@ import secrets
 import pytest
 
 from onyxia_hub.auth.navigation import free_server_name
-from tests.helpers.browser import launch_chromium, new_page, screenshot
+from tests.helpers.browser import launch_chromium, screenshot, signed_in
 from tests.helpers.client import HubClient
 
 pytestmark = pytest.mark.browser
@@ -37,17 +37,6 @@ PAGES = [  # hub pages and service pages: one nav bar
 def browser():
     with launch_chromium() as browser:
         yield browser
-
-
-def signed_in(browser, hub, name: str, password: str):
-    page = new_page(browser, base_url=hub.url)
-    page.set_default_timeout(30_000)
-    page.goto("/hub/login")
-    page.locator("#username_input").fill(name)
-    page.locator("#password_input").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/hub/(spawn|change-password)"))
-    return page
 
 
 def nav_entries(page) -> list[str]:
@@ -153,7 +142,7 @@ def test_a_user_added_on_jupyterhub_admin_page_needs_a_password_from_people(
     assert message.startswith(f"The password of {name} was set"), message
     screenshot(admin, "admin-people.png", full_page=True)
     assert "must choose a password" in admin.locator(f'tr[data-username="{name}"]').inner_text()
-    user = signed_in(browser, hub, name, initial)
+    user = signed_in(browser, hub, name, initial, landing=r"/hub/change-password")
     assert user.url.split("?")[0].endswith("/hub/change-password")
     user.context.close()
 

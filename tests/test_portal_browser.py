@@ -15,7 +15,7 @@ import secrets
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.helpers.browser import launch_chromium, new_page, screenshot
+from tests.helpers.browser import launch_chromium, screenshot, signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -32,17 +32,6 @@ def browser():
 @pytest.fixture(scope="module")
 def dora(make_user, portal_client):
     return portal_client(make_user(USER))
-
-
-def signed_in(browser, hub, name: str, password: str):
-    page = new_page(browser, base_url=hub.url)
-    page.set_default_timeout(30_000)
-    page.goto("/hub/login")
-    page.locator("#username_input").fill(name)
-    page.locator("#password_input").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/hub/spawn**")
-    return page
 
 
 def test_my_account_in_the_browser(browser, hub, dora):

@@ -14,6 +14,7 @@ this project's machines, whose network is closed): the browser is Debian's chrom
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,6 +97,19 @@ def new_page(browser, base_url: str | None = None, **context_options):
     context_options.setdefault("viewport", VIEWPORT)
     context = browser.new_context(base_url=base_url, **context_options)
     return context.new_page()
+
+
+def signed_in(browser, hub, name: str, password: str, landing: str = r"/hub/spawn"):
+    """A new page signed in as name through the login form, once it reached landing (a
+    regular expression of the URL: the catalog for a user with no server running)."""
+    page = new_page(browser, base_url=hub.url)
+    page.set_default_timeout(30_000)
+    page.goto("/hub/login")
+    page.locator("#username_input").fill(name)
+    page.locator("#password_input").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(landing))
+    return page
 
 
 class EventStreamRecorder:
