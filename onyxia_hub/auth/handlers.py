@@ -258,10 +258,9 @@ class AccountsHandler(_PagesMixin, BaseHandler):
             if problem:
                 self.set_status(400)
                 return await self._render(f"{username}: {problem}", "danger")
-            had_password = any(
-                p.name == username and p.account and p.account.has_password for p in self._people()
-            )
-            if not auth.store.exists(username):  # a hub user from before accounts existed
+            info = auth.store.info(username)
+            had_password = bool(info and info.password)
+            if info is None:  # a hub user without an account (blocked, or added before)
                 await auth.create_account(
                     username, password, authorized=True, must_change_password=True
                 )
