@@ -64,8 +64,8 @@ def repository_problem(value: str, schemes=("https",)) -> str | None:
         user, _, _ = parts.netloc.rpartition("@")
         if parts.scheme.lower() != "ssh" or not _SSH_USER.fullmatch(user):
             return (
-                "must not contain a user name or password (user:pass@): put the token in "
-                "the personal access token field"
+                "must not contain a user name or password (user:pass@): put a token in "
+                "My account's personal access token"
             )
     host = parts.hostname or ""
     if not (_HOST.fullmatch(host) or _is_ipv6(host)):

@@ -193,18 +193,9 @@ def make_user(hub, admin):
         )
         assert r.status_code == 200, r.text
         client = HubClient(hub.url)
-        r = client.login(name, initial)
-        assert r.status_code == 302 and "/hub/change-password" in r.headers["location"]
         password = "chosen-" + secrets.token_urlsafe(12)
-        r = client.post_form(
-            "/hub/change-password",
-            {
-                "current_password": initial,
-                "new_password": password,
-                "new_password_confirmation": password,
-            },
-        )
-        assert r.status_code == 200 and "Your password was changed" in r.text
+        r = client.first_sign_in(name, initial, password)
+        assert r.status_code == 302, r.text
         client.password = password
         created[name] = (password, client)
         return client

@@ -11,7 +11,7 @@ from html import unescape
 
 import pytest
 
-from tests.helpers.client import HubClient, login_error, page_message
+from tests.helpers.client import HubClient, first_password_ticket, login_error, page_message
 
 
 def fresh_name(prefix: str) -> str:
@@ -74,7 +74,7 @@ def test_repeated_failures_lock_the_account_then_admin_unlocks(hub, admin):
     r = admin.post_form("/hub/accounts", {"action": "unlock", "username": name})
     assert page_message(r.text, "accounts-message") == f"{name} is unlocked."
     r = client.login(name, password)
-    assert r.status_code == 302
+    assert r.status_code == 200 and first_password_ticket(r.text)  # the password is right
 
 
 def test_admin_created_account_must_choose_its_own_password(hub, admin):
@@ -83,64 +83,76 @@ def test_admin_created_account_must_choose_its_own_password(hub, admin):
     assert "Give them the initial password" in page_message(r.text, "accounts-message")
     client = HubClient(hub.url)
     r = client.login(name, initial)
-    assert r.status_code == 302
-    assert r.headers["location"].startswith("/hub/change-password?next=")
-    page = client.get(r.headers["location"]).text
-    assert "choose your own before you go on" in page
+    # the password an administrator gave opens no session: only the form to choose one
+    assert r.status_code == 200 and "choose your own before you go on" in r.text
+    ticket = first_password_ticket(r.text)
+    assert ticket and initial not in r.text
+    r = client.get("/hub/spawn", allow_redirects=False)
+    assert r.status_code == 302 and r.headers["location"].startswith("/hub/login")
+    assert client.get("/services/portal/services").url.split("?")[0].endswith("/hub/login")
 
     cases = [
-        (
-            "wrong-current",
-            initial + "x",
-            "abcdefgh-long",
-            "abcdefgh-long",
-            "Your current password is not correct.",
-        ),
-        (
-            "same-as-current",
-            initial,
-            initial,
-            initial,
-            "The new password must differ from the current one.",
-        ),
-        ("too-short", initial, "short", "short", "Passwords need at least 8 characters."),
-        (
-            "common",
-            initial,
-            "password123",
-            "password123",
-            "This password is too common; choose another one.",
-        ),
-        (
-            "mismatch",
-            initial,
-            "first-choice-1",
-            "second-choice-2",
-            "The password and its confirmation differ.",
-        ),
+        ("same-as-given", initial, initial, "Choose a password of your own, not the one"),
+        ("too-short", "short", "short", "Passwords need at least 8 characters."),
+        ("common", "password123", "password123", "This password is too common"),
+        ("mismatch", "first-choice-1", "second-choice-2", "The password and its confirmation"),
     ]
-    for _case, current, new, confirmation, message in cases:
+    for _case, new, confirmation, message in cases:
         r = client.post_form(
             "/hub/change-password",
-            {
-                "current_password": current,
-                "new_password": new,
-                "new_password_confirmation": confirmation,
-            },
+            {"ticket": ticket, "new_password": new, "new_password_confirmation": confirmation},
         )
         assert r.status_code == 400
-        assert page_message(r.text, "password-message") == message
+        assert page_message(r.text, "password-message").startswith(message)
+        assert first_password_ticket(r.text) == ticket  # the same form again
+    r = client.post_form(
+        "/hub/change-password",
+        {"ticket": "forged", "new_password": "forged-choice-1", "new_password_confirmation":
+         "forged-choice-1"},
+    )  # fmt: skip
+    assert r.status_code == 403 and "This page has expired" in r.text
 
     chosen = "chosen-" + secrets.token_hex(8)
     r = client.post_form(
         "/hub/change-password",
-        {"current_password": initial, "new_password": chosen, "new_password_confirmation": chosen},
+        {"ticket": ticket, "new_password": chosen, "new_password_confirmation": chosen},
+        allow_redirects=False,
     )
+    assert r.status_code == 302
+    assert client.get("/hub/spawn", allow_redirects=False).status_code == 200  # signed in
+    # the ticket is spent; the given password is gone, the chosen one works
+    r = HubClient(hub.url).post_form(
+        "/hub/change-password",
+        {"ticket": ticket, "new_password": "again-choice-1", "new_password_confirmation":
+         "again-choice-1"},
+    )  # fmt: skip
+    assert r.status_code == 403
+    assert HubClient(hub.url).login(name, initial).status_code == 403
+    assert HubClient(hub.url).login(name, chosen).status_code == 302
+
+
+def test_a_signed_in_user_changes_their_password_with_the_current_one(hub, make_user):
+    user = make_user("changer")
+    cases = [
+        ("wrong-current", user.password + "x", "abcdefgh-long", "Your current password is not"),
+        ("same-as-current", user.password, user.password, "The new password must differ"),
+    ]
+    for _case, current, new, message in cases:
+        r = user.post_form(
+            "/hub/change-password",
+            {"current_password": current, "new_password": new, "new_password_confirmation": new},
+        )
+        assert r.status_code == 400
+        assert page_message(r.text, "password-message").startswith(message)
+    chosen = "changed-" + secrets.token_hex(8)
+    r = user.post_form(
+        "/hub/change-password",
+        {"current_password": user.password, "new_password": chosen,
+         "new_password_confirmation": chosen},
+    )  # fmt: skip
     assert r.status_code == 200
     assert page_message(r.text, "password-message") == "Your password was changed."
-    assert HubClient(hub.url).login(name, initial).status_code == 403
-    r = HubClient(hub.url).login(name, chosen)
-    assert r.status_code == 302 and "change-password" not in r.headers["location"]
+    assert HubClient(hub.url).login("changer", chosen).status_code == 302
 
 
 def test_sign_up_waits_for_approval(hub, admin):
@@ -260,7 +272,7 @@ def test_password_reset_by_admin_forces_a_new_choice(hub, admin, make_user):
     assert "they choose their own at their next sign-in" in page_message(r.text, "accounts-message")
     assert HubClient(hub.url).login("forgetful", user.password).status_code == 403
     r = HubClient(hub.url).login("forgetful", temporary)
-    assert r.headers["location"].startswith("/hub/change-password")
+    assert r.status_code == 200 and first_password_ticket(r.text)  # no session: choose one
 
 
 def test_revoked_account_cannot_sign_in(hub, admin, make_user):
@@ -300,8 +312,8 @@ def test_users_added_through_the_rest_api_wait_for_a_password_set_on_people(hub,
     initial = "initial-" + secrets.token_hex(6)
     r = admin.post_form("/hub/accounts", {"action": "reset", "username": name, "password": initial})
     assert page_message(r.text, "accounts-message").startswith(f"The password of {name} was set")
-    r = HubClient(hub.url).login(name, initial)
-    assert r.status_code == 302 and r.headers["location"].startswith("/hub/change-password")
+    r = HubClient(hub.url).first_sign_in(name, initial, "own-choice-" + secrets.token_hex(4))
+    assert r.status_code == 302
 
     # deleting the user through the REST API deletes the account too
     assert admin.api("DELETE", f"/users/{name}").status_code == 204

@@ -142,8 +142,11 @@ def test_a_user_added_on_jupyterhub_admin_page_needs_a_password_from_people(
     assert message.startswith(f"The password of {name} was set"), message
     screenshot(admin, "admin-people.png", full_page=True)
     assert "must choose a password" in admin.locator(f'tr[data-username="{name}"]').inner_text()
-    user = signed_in(browser, hub, name, initial, landing=r"/hub/change-password")
-    assert user.url.split("?")[0].endswith("/hub/change-password")
+    # signing in with it opens no session, only the form to choose their own
+    user = signed_in(browser, hub, name, initial, landing=r"/hub/login")
+    assert "choose your own before you go on" in user.locator("main, body").first.inner_text()
+    user.goto("/hub/spawn")
+    assert "/hub/login" in user.url
     user.context.close()
 
     # deleting them on People deletes the hub user and the account

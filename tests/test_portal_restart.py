@@ -37,17 +37,9 @@ def sign_up(hub, admin_password: str, name: str) -> HubClient:
     )
     assert r.status_code == 200
     client = HubClient(hub.url)
-    client.login(name, initial)
     client.password = "chosen-" + secrets.token_urlsafe(12)
-    r = client.post_form(
-        "/hub/change-password",
-        {
-            "current_password": initial,
-            "new_password": client.password,
-            "new_password_confirmation": client.password,
-        },
-    )
-    assert r.status_code == 200
+    r = client.first_sign_in(name, initial, client.password)
+    assert r.status_code == 302
     return client
 
 

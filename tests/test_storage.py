@@ -79,14 +79,9 @@ def make_user(hub, admin: HubClient, name: str) -> HubClient:
     )
     assert r.status_code == 200, r.text
     client = HubClient(hub.url)
-    client.login(name, initial)
     password = "chosen-" + secrets.token_urlsafe(12)
-    r = client.post_form(
-        "/hub/change-password",
-        {"current_password": initial, "new_password": password,
-         "new_password_confirmation": password},
-    )  # fmt: skip
-    assert r.status_code == 200
+    r = client.first_sign_in(name, initial, password)
+    assert r.status_code == 302
     return client
 
 

@@ -15,12 +15,12 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from jupyterhub import orm
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.handlers.login import LoginHandler as HubLoginHandler
-from jupyterhub.utils import maybe_future, url_path_join
+from jupyterhub.utils import maybe_future
 from tornado import web
-from tornado.httputil import url_concat
 
 from . import navigation
 from .accounts import Account, password_matches
+from .local import FirstPassword
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "templates")
 
@@ -50,18 +50,20 @@ class LoginHandler(_PagesMixin, HubLoginHandler):
         kwargs.setdefault("enable_signup", self.authenticator.enable_signup)
         return super()._render(login_error=login_error, username=username, **kwargs)
 
-    def get_next_url(self, user=None, default=None):
-        next_url = super().get_next_url(user, default)
-        if (
-            user is not None
-            and self.request.method == "POST"
-            and self.authenticator.must_change_password(user.name)
-        ):
-            return url_concat(
-                url_path_join(self.hub.base_url, "change-password"),
-                {"next": next_url, "first": "1"},
+    async def post(self):
+        try:
+            await super().post()
+        except FirstPassword as first:
+            # the password an administrator set: no session, a ticket to choose one's own
+            html = await self.render_template(
+                "change-password.html",
+                first=True,
+                ticket=self.authenticator.issue_ticket(first.username),
+                username=first.username,
+                next_url=self.get_next_url(default=self.hub.base_url + "home"),
+                message=None,
             )
-        return next_url
+            self.finish(html)
 
 
 class SignUpHandler(_PagesMixin, BaseHandler):
@@ -118,11 +120,13 @@ class SignUpHandler(_PagesMixin, BaseHandler):
 
 
 class ChangePasswordHandler(_PagesMixin, BaseHandler):
-    """A signed-in user changes their own password (required after an admin reset)."""
+    """A signed-in user changes their own password; or, with the ticket the login page
+    gave them, a user signing in with a password an administrator set chooses their own,
+    and is signed in then."""
 
     async def _render(self, **ns):
         user = self.current_user
-        ns.setdefault("first", self.authenticator.must_change_password(user.name))
+        ns.setdefault("first", False)
         ns.setdefault("next_url", self.get_next_url(user, default=self.hub.base_url + "home"))
         return await self.render_template("change-password.html", **ns)
 
@@ -130,8 +134,11 @@ class ChangePasswordHandler(_PagesMixin, BaseHandler):
     async def get(self):
         self.finish(await self._render(message=None))
 
-    @web.authenticated
     async def post(self):
+        if self.get_body_argument("ticket", ""):
+            return await self._first_password()
+        if self.current_user is None:
+            raise web.HTTPError(403, "Sign in to change your password.")
         auth = self.authenticator
         user = self.current_user
         current = self.form("current_password", 1024)
@@ -158,6 +165,48 @@ class ChangePasswordHandler(_PagesMixin, BaseHandler):
                 message="Your password was changed.", alert="success", done=True, first=False
             )
         )
+
+    async def _first_password(self):
+        auth = self.authenticator
+        ticket = self.form("ticket", 64)
+        username = auth.ticket_user(ticket)
+        next_url = self.get_next_url(default=self.hub.base_url + "home")
+        if username is None:
+            self.set_status(403)
+            html = await self.render_template(
+                "change-password.html",
+                message="This page has expired: sign in again with the password you were given.",
+                alert="danger",
+                first=True,
+                expired=True,
+                next_url=next_url,
+            )
+            return self.finish(html)
+        new = self.form("new_password", 1024)
+        confirmation = self.form("new_password_confirmation", 1024)
+        info = auth.store.info(username)
+        problem = auth.check_new_password(new, confirmation)
+        if problem is None and info is not None and await password_matches(info.password, new):
+            problem = "Choose a password of your own, not the one you were given."
+        if problem:
+            self.set_status(400)
+            html = await self.render_template(
+                "change-password.html",
+                message=problem,
+                alert="danger",
+                first=True,
+                ticket=ticket,
+                username=username,
+                next_url=next_url,
+            )
+            return self.finish(html)
+        await auth.set_password(username, new, must_change=False)
+        auth.spend_ticket(ticket)
+        self.log.info("User %s chose their first password", username)
+        user = await self.login_user({"username": username, "password": new})
+        if user is None:  # revoked or locked meanwhile
+            raise web.HTTPError(403, "Your account cannot sign in now: ask an administrator.")
+        self.redirect(next_url)
 
 
 @dataclass(frozen=True)

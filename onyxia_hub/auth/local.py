@@ -16,7 +16,8 @@ strength rules and common-password list) with the gaps it has on JupyterHub 6 cl
 5. Its Bootstrap 3 templates did not match JupyterHub 6 pages; here they extend them.
 6. An administrator could not create an account with an initial password, and
    `create_user` silently did nothing when sign-up was disabled. Here Admin > People
-   creates accounts whose first sign-in asks for a new password.
+   creates accounts whose first sign-in asks for a new password, and opens no session
+   until one is chosen: the password an administrator gave never reaches the datalab.
 7. The first visitor to sign up under an administrator's name became that administrator.
    Here administrator names cannot be signed up for; `onyxia-hub up` creates the
    `admin` account itself.
@@ -35,6 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import secrets
+import time
 from datetime import timedelta
 
 from nativeauthenticator import NativeAuthenticator
@@ -52,6 +55,18 @@ from .accounts import (
     password_matches,
     utcnow,
 )
+
+
+class FirstPassword(Exception):
+    """The right password, set by an administrator: the user chooses their own before any
+    session opens (`LoginHandler` shows the form, with a ticket in place of a session)."""
+
+    def __init__(self, username: str):
+        super().__init__(username)
+        self.username = username
+
+
+TICKET_SECONDS = 600  # to choose a first password after signing in with the given one
 
 
 class OnyxiaLocalAuthenticator(NativeAuthenticator):
@@ -185,6 +200,8 @@ class OnyxiaLocalAuthenticator(NativeAuthenticator):
         if not info.is_authorized:
             raise web.HTTPError(403, "Your account is waiting for an administrator's approval.")
         self.store.record_success(username)
+        if self.must_change_password(username):
+            raise FirstPassword(username)
         # the user's identity, in the shape identity providers give it (OAuth userinfo),
         # for whoever reads auth_state (the git provider's default identity); JupyterHub
         # keeps it only with enable_auth_state
@@ -195,6 +212,24 @@ class OnyxiaLocalAuthenticator(NativeAuthenticator):
 
     def must_change_password(self, username: str) -> bool:
         return self.store.security(username).must_change_password
+
+    # -- first passwords: a ticket instead of a session --------------------------------
+    def issue_ticket(self, username: str) -> str:
+        """A one-use ticket to choose a first password, for TICKET_SECONDS."""
+        now = time.monotonic()
+        tickets = getattr(self, "_tickets", {})
+        self._tickets = {t: v for t, v in tickets.items() if v[1] > now}  # drop expired
+        ticket = secrets.token_urlsafe(32)
+        self._tickets[ticket] = (username, now + TICKET_SECONDS)
+        return ticket
+
+    def ticket_user(self, ticket: str) -> str | None:
+        """Whose first-password ticket this is, while it is valid."""
+        username, until = getattr(self, "_tickets", {}).get(ticket, (None, 0.0))
+        return username if until > time.monotonic() else None
+
+    def spend_ticket(self, ticket: str) -> None:
+        getattr(self, "_tickets", {}).pop(ticket, None)
 
     # -- accounts ----------------------------------------------------------------------
     async def create_account(

@@ -43,6 +43,22 @@ class HubClient:
             "/hub/login", {"username": username, "password": password}, allow_redirects=False
         )
 
+    def first_sign_in(self, username: str, given: str, chosen: str) -> requests.Response:
+        """Sign in with the password an administrator set, which opens no session but the
+        form to choose one's own (with a one-use ticket), and choose `chosen`: the
+        response is the redirect of a signed-in user."""
+        r = self.login(username, given)
+        assert r.status_code == 200 and first_password_ticket(r.text), r.text[-400:]
+        return self.post_form(
+            "/hub/change-password",
+            {
+                "ticket": first_password_ticket(r.text),
+                "new_password": chosen,
+                "new_password_confirmation": chosen,
+            },
+            allow_redirects=False,
+        )
+
     # -- API -------------------------------------------------------------------------
     def api(self, method: str, path: str, token: str | None = None, **kwargs):
         headers = kwargs.pop("headers", {})
@@ -97,3 +113,9 @@ def page_message(html: str, element_id: str) -> str | None:
 def login_error(html: str) -> str | None:
     match = re.search(r'class="login_error">(.*?)</p>', html, re.S)
     return unescape(match.group(1).strip()) if match else None
+
+
+def first_password_ticket(html: str) -> str | None:
+    """The ticket of the "choose your password" form the login page answers with."""
+    found = re.search(r'name="ticket" value="([^"]+)"', html)
+    return found.group(1) if found else None
