@@ -29,14 +29,13 @@ def life(new_hub):
     admin_password = password_file.read_text().strip()
     admin = HubClient(hub.url)
     assert admin.login("admin", admin_password).status_code == 302
-    carol_password = "carol-" + secrets.token_hex(8)
+    given, carol_password = "given-" + secrets.token_hex(8), "carol-" + secrets.token_hex(8)
     r = admin.post_form(
-        "/hub/accounts", {"action": "create", "username": "carol", "password": carol_password}
+        "/hub/accounts", {"action": "create", "username": "carol", "password": given}
     )
     assert r.status_code == 200
-    admin.post_form(
-        "/hub/accounts", {"action": "reset", "username": "carol", "password": carol_password}
-    )
+    # she chooses her own password at her first sign-in
+    assert HubClient(hub.url).first_sign_in("carol", given, carol_password).status_code == 302
     state = {
         "hub": hub,
         "admin": admin,
