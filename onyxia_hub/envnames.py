@@ -17,6 +17,8 @@ store (`onyxia_hub.db.stores`), which is why the names live here and not in a se
 | `ONYXIA_<S>_IP`                 | the address to listen on, when not the service URL's    |
 | `ONYXIA_<S>_PID_FILE`           | where it writes its pid (a crashed hub's leftovers)     |
 | `ONYXIA_<S>_LOCAL_ACCOUNTS`     | `1`: the pages link to the local accounts' pages        |
+| `ONYXIA_<S>_COURSES_URL`        | the courses service's pages, for the nav bar            |
+| `ONYXIA_COURSES_PATHS`          | the courses service's course file directories           |
 | `ONYXIA_STORAGE_SETTINGS`       | the hub's storage settings as JSON (no secret in it)    |
 | `ONYXIA_STORAGE_SWEEP_INTERVAL` | seconds between two revocation sweeps                   |
 | `ONYXIA_STORAGE_ACCOUNTS_DB`    | the local accounts database, for those sweeps           |
@@ -68,8 +70,14 @@ class ServiceVariables:
     def local_accounts(self) -> str:
         return self._name("LOCAL_ACCOUNTS")
 
+    @property
+    def courses_url(self) -> str:
+        return self._name("COURSES_URL")
+
 
 PORTAL = ServiceVariables("portal")
+COURSES = ServiceVariables("courses")
+COURSES_PATHS = "ONYXIA_COURSES_PATHS"
 
 STORAGE_SETTINGS = "ONYXIA_STORAGE_SETTINGS"
 STORAGE_SWEEP_INTERVAL = "ONYXIA_STORAGE_SWEEP_INTERVAL"

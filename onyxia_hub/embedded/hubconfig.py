@@ -18,7 +18,7 @@ from pathlib import Path
 
 from traitlets.config import Config, LazyConfigValue
 
-from ..envnames import PORTAL, STORAGE_ACCOUNTS_DB
+from ..envnames import COURSES, COURSES_PATHS, PORTAL, STORAGE_ACCOUNTS_DB
 from .state import StateDir
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -34,6 +34,14 @@ PORTAL_ROLE = "onyxia-portal"
 PORTAL_USER_SCOPES = ["read:servers!user", "start:servers!user", "delete:servers!user"]
 # what the service's own token may do: the admin view (list every server, stop any)
 PORTAL_SERVICE_SCOPES = ["list:users", "read:servers", "delete:servers"]
+
+# The courses service (onyxia_hub/courses; docs/courses.md says why each scope).
+COURSES_NAME = COURSES.service
+COURSES_ROLE = "onyxia-courses"
+# a trainee's courses token: read and start their own servers, nothing else
+COURSES_USER_SCOPES = ["read:servers!user", "start:servers!user"]
+# the service's own token: read servers, to keep the courses' record in line with the hub
+COURSES_SERVICE_SCOPES = ["list:users", "read:servers"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class Resolved:
     isolate: bool
     log_level: str = "INFO"
     portal_port: int = 0
+    courses_port: int = 0
     storage: dict | None = None  # c.StorageProvider settings of the embedded store
 
 
@@ -137,15 +146,47 @@ def build_config(r: Resolved) -> Config:
             "display": False,  # the nav bar links to it (templates/page.html)
         }
     ]
+    c.JupyterHub.services.append(
+        {
+            "name": COURSES_NAME,
+            "url": f"http://127.0.0.1:{r.courses_port}",
+            "command": [sys.executable, "-m", "onyxia_hub.courses"],
+            "cwd": str(state.courses),
+            "environment": {
+                COURSES.db_url: f"sqlite:///{state.courses_db}",
+                COURSES.key_file: str(state.courses_key_file),
+                COURSES.pid_file: str(state.courses_pid_file),
+                COURSES_PATHS: json.dumps([str(state.course_files)]),
+            },
+            "oauth_no_confirm": True,
+            "oauth_client_allowed_scopes": list(COURSES_USER_SCOPES),
+            "display": False,  # the nav bar links to it (templates/page.html)
+        }
+    )
     c.JupyterHub.load_roles = [
         {
             "name": PORTAL_ROLE,
             "description": "The portal's admin view: list every server, stop any",
             "scopes": list(PORTAL_SERVICE_SCOPES),
             "services": [PORTAL_NAME],
-        }
+        },
+        {
+            "name": COURSES_ROLE,
+            "description": "The courses' record: read every server's state",
+            "scopes": list(COURSES_SERVICE_SCOPES),
+            "services": [COURSES_NAME],
+        },
     ]
-    c.JupyterHub.extra_user_scopes = {f"access:services!service={PORTAL_NAME}"}
+    c.JupyterHub.extra_user_scopes = {
+        f"access:services!service={PORTAL_NAME}",
+        f"access:services!service={COURSES_NAME}",
+    }
+    # a server's own token: its activity, and the courses service (its material's pull
+    # status, extensions/onyxia-git); storage adds the portal (fresh credentials)
+    c.Spawner.server_token_scopes = list(SERVER_TOKEN_SCOPES)
+    c.GitProvider.pull_report_url = (
+        f"http://127.0.0.1:{r.courses_port}/services/{COURSES_NAME}/api/pull-status"
+    )
     if r.storage:
         configure_storage(c, r)
     return c
@@ -156,11 +197,12 @@ INIT_PROVIDER = "onyxia_hub.providers.initscripts.InitScriptProvider"
 
 # Storage (onyxia_hub/providers/storage, docs/storage.md): the embedded store's provider.
 STORAGE_PROVIDER = "onyxia_hub.providers.storage.StorageProvider"
-# A server's own token may also reach the portal, to refresh its storage credentials.
+# What a server's own token may do: JupyterHub's `server` role, and report its material's
+# pull to the courses service; with storage, also reach the portal for fresh credentials.
 SERVER_TOKEN_SCOPES = [
     "access:servers!server",
     "users:activity!user",
-    f"access:services!service={PORTAL_NAME}",
+    f"access:services!service={COURSES_NAME}",
 ]
 
 
@@ -170,7 +212,7 @@ def configure_storage(c: Config, r: Resolved) -> None:
         c.StorageProvider[key] = value
     # the credentials cache lives in the portal's store, found (as the git provider finds
     # My account) from the portal service's environment: onyxia_hub.db.stores
-    c.Spawner.server_token_scopes = list(SERVER_TOKEN_SCOPES)
+    c.Spawner.server_token_scopes.append(f"access:services!service={PORTAL_NAME}")
 
 
 def finish_storage(config: Config, *, local_accounts: bool = False) -> None:
@@ -221,6 +263,44 @@ def finish_portal(config: Config, *, local_accounts: bool) -> None:
         environment.setdefault(PORTAL.catalog_paths, json.dumps(list(catalog_paths)))
     environment.setdefault(PORTAL.local_accounts, "1" if local_accounts else "0")
     portal["environment"] = environment
+
+
+def finish_courses(config: Config, *, local_accounts: bool) -> None:
+    """Settings of the courses service that depend on the merged configuration: the
+    catalog it checks courses against, the nav bar's Courses entry on every page; or,
+    when the operator's services replaced ours, nothing left pointing at it."""
+    services = config.JupyterHub.get("services", [])
+    courses = next((s for s in services if s.get("name") == COURSES_NAME), None)
+    if courses is None:
+        roles = config.JupyterHub.get("load_roles", [])
+        config.JupyterHub.load_roles = [r for r in roles if r.get("name") != COURSES_ROLE]
+        scopes = set(config.JupyterHub.get("extra_user_scopes", set()))
+        config.JupyterHub.extra_user_scopes = scopes - {f"access:services!service={COURSES_NAME}"}
+        if "Spawner" in config and "server_token_scopes" in config.Spawner:
+            config.Spawner.server_token_scopes = [
+                s for s in config.Spawner.server_token_scopes if f"service={COURSES_NAME}" not in s
+            ]
+        if "GitProvider" in config and "pull_report_url" in config.GitProvider:
+            del config.GitProvider["pull_report_url"]
+        return
+    base_url = config.JupyterHub.get("base_url", "/").rstrip("/") + "/"
+    url = f"{base_url}services/{COURSES_NAME}/"
+    template_vars = dict(config.JupyterHub.get("template_vars", {}))
+    template_vars.setdefault("onyxia_courses_url", url)
+    config.JupyterHub.template_vars = template_vars
+    catalog_paths = None
+    for section in ("OnyxiaLocalSpawner", "OnyxiaSpawner"):
+        if section in config and "catalog_paths" in config[section]:
+            catalog_paths = config[section]["catalog_paths"]
+    environment = dict(courses.get("environment", {}))
+    if catalog_paths:
+        environment.setdefault(COURSES.catalog_paths, json.dumps(list(catalog_paths)))
+    environment.setdefault(COURSES.local_accounts, "1" if local_accounts else "0")
+    courses["environment"] = environment
+    portal = next((s for s in services if s.get("name") == PORTAL_NAME), None)
+    if portal is not None:
+        portal["environment"] = {**portal.get("environment", {}), PORTAL.courses_url: url}
+        environment.setdefault(COURSES.courses_url, url)
 
 
 # -- rendering -----------------------------------------------------------------------

@@ -5,8 +5,11 @@ Layout (modes in brackets; the owner is whoever runs `onyxia-hub up`)::
     <state>/            [0700, or 0711 when users have accounts of their own (isolation)]
       hub/              [0700] jupyterhub.sqlite, accounts.sqlite, pid files, ports.json, lock
       hub/secrets/      [0700] cookie_secret, crypt_key, proxy_token, admin-password, portal_key,
+                               courses_key,
                                storage-admin.json (the embedded store's admin keys)
       portal/           [0700] portal.sqlite (the portal's store), portal.pid
+      courses/          [0700] courses.sqlite (the courses service's store), courses.pid,
+                               files/ (course files, `<id>.yaml`: docs/courses.md)
       storage/          [0700] the embedded store's pid file; MinIO's data/ (embedded/store.py)
       tls/              [0755] the store's CA, certificate and CA bundle; keys 0600 (tls.py)
       logs/             [0700] hub.log, servers/<user>/<server>.log
@@ -117,6 +120,27 @@ class StateDir:
         return self.secrets / "portal_key"
 
     @property
+    def courses(self) -> Path:
+        return self.root / "courses"
+
+    @property
+    def courses_db(self) -> Path:
+        return self.courses / "courses.sqlite"
+
+    @property
+    def courses_pid_file(self) -> Path:
+        return self.courses / "courses.pid"
+
+    @property
+    def courses_key_file(self) -> Path:
+        return self.secrets / "courses_key"
+
+    @property
+    def course_files(self) -> Path:
+        """Course files an operator drops in (`<id>.yaml`), read-only on the pages."""
+        return self.courses / "files"
+
+    @property
     def hub_db(self) -> Path:
         return self.hub / "jupyterhub.sqlite"
 
@@ -149,7 +173,8 @@ class StateDir:
         """
         root_mode = 0o711 if shared_homes else 0o700
         _ensure_dir(self.root, root_mode)
-        for path in (self.hub, self.secrets, self.logs, self.server_logs, self.portal):
+        private = (self.hub, self.secrets, self.logs, self.server_logs, self.portal, self.courses)
+        for path in (*private, self.course_files):
             _ensure_dir(path, 0o700)
         _ensure_dir(self.homes, 0o711 if shared_homes else 0o700)
         probe = self.hub / ".write-test"

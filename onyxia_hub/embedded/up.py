@@ -74,6 +74,7 @@ def effective_config(opts: UpOptions, resolved: Resolved) -> Config:
     template_vars["onyxia_local_accounts"] = uses_local_accounts(config)
     config.JupyterHub.template_vars = template_vars
     hubconfig.finish_portal(config, local_accounts=uses_local_accounts(config))
+    hubconfig.finish_courses(config, local_accounts=uses_local_accounts(config))
     hubconfig.finish_storage(config, local_accounts=uses_local_accounts(config))
     return config
 
@@ -99,6 +100,7 @@ def show_config(opts: UpOptions) -> str:
         hub_port=opts.hub_port or saved.get("hub", 0),
         proxy_api_port=opts.proxy_api_port or saved.get("proxy_api", 0),
         portal_port=saved.get("portal", 0),
+        courses_port=saved.get("courses", 0),
         proxy_command=_proxy_or_placeholder(),
         ssl_cert=opts.ssl_cert,
         ssl_key=opts.ssl_key,
@@ -138,6 +140,7 @@ def stop_stale_processes(state: StateDir) -> None:
     """Stop the proxy, portal and store a crashed hub left running (they hold our ports)."""
     stop_stale(state.proxy_pid_file, (b"configurable-http-proxy",))
     stop_stale(state.portal_pid_file, (b"onyxia_hub.portal",))
+    stop_stale(state.courses_pid_file, (b"onyxia_hub.courses",))
     stop_stale(store.pid_file(state), (store.MOTO_MODULE.encode(), b"moto.server", b"minio"))
 
 
@@ -278,6 +281,7 @@ def run_up(opts: UpOptions) -> int:
             if port:
                 preflight.check_port("127.0.0.1", port, what, option)
         wanted = {"hub": opts.hub_port, "proxy_api": opts.proxy_api_port, "portal": None}
+        wanted["courses"] = None
         if store_kind != "none":
             wanted["storage"] = None
         ports = state.internal_ports("127.0.0.1", wanted)
@@ -297,6 +301,7 @@ def _run_with_store(opts, state, ports, proxy, isolate, warnings, embedded) -> i
         embedded.start(state.logs / "storage.log")
     ensure_secret(state.secrets / "cookie_secret")
     ensure_secret(state.portal_key_file)  # read by the portal from its file
+    ensure_secret(state.courses_key_file)  # the courses service's own key
     resolved = Resolved(
         state=state,
         ip=opts.ip,
@@ -304,6 +309,7 @@ def _run_with_store(opts, state, ports, proxy, isolate, warnings, embedded) -> i
         hub_port=ports["hub"],
         proxy_api_port=ports["proxy_api"],
         portal_port=ports["portal"],
+        courses_port=ports["courses"],
         proxy_command=proxy,
         ssl_cert=opts.ssl_cert,
         ssl_key=opts.ssl_key,
@@ -330,9 +336,9 @@ def _run_with_store(opts, state, ports, proxy, isolate, warnings, embedded) -> i
 def hub_stores() -> list[tuple]:
     """The stores the hub migrates before it starts (and so before its services start),
     each with the sections whose `db_url` may point the hub's providers at it."""
-    from ..db import portal
+    from ..db import courses, portal
 
-    return [(portal.SCHEMA, ("GitProvider", "StorageProvider"))]
+    return [(portal.SCHEMA, ("GitProvider", "StorageProvider")), (courses.SCHEMA, ())]
 
 
 def store_urls(config: Config, schema, sections: tuple[str, ...]) -> list[str]:

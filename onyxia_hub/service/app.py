@@ -183,6 +183,16 @@ class ServiceApp(Application):
     def _portal_url_default(self):
         return self._hub_base() + "services/portal/"
 
+    courses_url = Unicode(
+        help="""Where the courses service's pages are, for the nav bar's Courses entry
+        (empty: no entry). Default: `$ONYXIA_<NAME>_COURSES_URL`; the hub sets it for its
+        services when it runs the courses service.""",
+    ).tag(config=True)
+
+    @default("courses_url")
+    def _courses_url_default(self):
+        return os.environ.get(self.variables.courses_url, "")
+
     local_accounts = Bool(
         help="""The hub keeps local accounts (OnyxiaLocalAuthenticator): the nav bar's Admin
         opens People, and My account links to the password page, as on the hub's pages.
@@ -237,6 +247,11 @@ class ServiceApp(Application):
 
     def _hub_base(self) -> str:
         return (os.environ.get("JUPYTERHUB_BASE_URL") or "/").rstrip("/") + "/"
+
+    @property
+    def hub_base(self) -> str:
+        """The hub's base URL: user servers are under `<hub_base>user/`."""
+        return self._hub_base()
 
     # -- start-up --------------------------------------------------------------------
     def initialize(self, argv=None):
@@ -344,6 +359,7 @@ class ServiceApp(Application):
             "onyxia_product_name": self.product_name,
             "onyxia_local_accounts": self.local_accounts,
             "onyxia_portal_url": self.portal_url,
+            "onyxia_courses_url": self.courses_url,
             "service_name": self.service_name,
             "service_url": self.base_url,
         }
