@@ -3,11 +3,12 @@
     onyxia-hub up [--ip 127.0.0.1] [--port 8000] [--state-dir DIR] ...   run the datalab
     onyxia-hub config [same options]         print the effective jupyterhub_config.py
     onyxia-hub catalog check [PATH ...]      check catalog directories (default: profiles/)
+    onyxia-hub courses check DIR ... [--catalog DIR]   check course files (docs/courses.md)
     onyxia-hub --version
 
 Problems the operator can fix print one message and its fix, and exit with status 2.
-`catalog check` exits with 0 when the catalog is valid and 1, listing every problem on
-its own line, when it is not.
+`catalog check` and `courses check` exit with 0 when what they read is valid and 1,
+listing every problem on its own line, when it is not.
 """
 
 from __future__ import annotations
@@ -145,7 +146,60 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="catalog directories; later ones add services (default: the shipped profiles/)",
     )
+    courses = commands.add_parser(
+        "courses",
+        help="work with course files (<id>.yaml, docs/courses.md)",
+        description="Course files: one <id>.yaml per course, shown read-only by the "
+        "courses service.",
+    )
+    course_actions = courses.add_subparsers(dest="courses_command", metavar="ACTION", required=True)
+    course_check = course_actions.add_parser(
+        "check",
+        help="check directories of course files without starting anything",
+        description="Read and check course files as the courses service would, against the "
+        "catalog. Prints 'courses ok: ...' and exits with 0, or prints each problem as "
+        "'file: field: problem' on standard error and exits with 1.",
+    )
+    course_check.add_argument(
+        "paths", nargs="+", type=Path, metavar="DIR", help="directories of course files"
+    )
+    course_check.add_argument(
+        "--catalog",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="catalog directories to check the courses' options against "
+        "(default: the shipped profiles/)",
+    )
     return parser
+
+
+def _courses_check(paths: list[Path], catalog_paths: list[Path]) -> int:
+    """`onyxia-hub courses check`: 0 valid, 1 invalid, 2 a path is not a directory."""
+    from .catalog.loader import check_catalog, default_catalog_path
+    from .courses.files import read_directories
+
+    for path in paths + catalog_paths:
+        if not path.is_dir():
+            print(f"onyxia-hub: error: {path} is not a directory", file=sys.stderr)
+            return 2
+    catalog, issues = check_catalog(catalog_paths or [default_catalog_path()])
+    if catalog is None:
+        for issue in issues:
+            print(issue, file=sys.stderr)
+        print("the catalog is invalid: fix it first (onyxia-hub catalog check)", file=sys.stderr)
+        return 1
+    courses, problems = read_directories(paths, catalog)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        count = len(problems)
+        print(f"courses invalid: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        return 1
+    names = ", ".join(sorted(courses)) or "none"
+    print(f"courses ok: {len(courses)} course{'s' if len(courses) != 1 else ''} ({names})")
+    return 0
 
 
 def _catalog_check(paths: list[Path]) -> int:
@@ -187,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "catalog":
         return _catalog_check(args.paths)
+    if args.command == "courses":
+        return _courses_check(args.paths, args.catalog)
 
     from .embedded.up import UpOptions, run_up, show_config
 

@@ -34,6 +34,7 @@ from urllib.parse import quote
 from ..catalog.model import Catalog
 from ..choices import ChoiceError, check, normalize
 from ..fields import FieldError, check_server_name
+from ..gitvalues import branch_problem, repository_problem
 
 COURSE_OPTIONS = (
     "service", "version", "cpu", "memory", "gpus", "gpu_type", "repository", "branch",
@@ -284,9 +285,20 @@ def _options(value) -> dict:
                 "is not a course's launch option; they are " + ", ".join(COURSE_OPTIONS),
             )
     try:
-        return normalize(value)
+        options = normalize(value)
     except ChoiceError as e:
         raise FieldError(*_choice_field(e)) from None
+    # the git rules need no catalog: refused here, even for a course file
+    repository, branch = options.get("repository"), options.get("branch")
+    if repository is not None:
+        problem = repository_problem(repository) if isinstance(repository, str) else "is no URL"
+        if problem:  # the value is not repeated: it may hold a password
+            raise FieldError("options.repository", f"the URL {problem}")
+    if branch is not None:
+        problem = branch_problem(branch) if isinstance(branch, str) else "is no branch name"
+        if problem:
+            raise FieldError("options.branch", f"{str(branch)[:40]!r} {problem}")
+    return options
 
 
 def _choice_field(error: ChoiceError) -> tuple[str, str]:
