@@ -19,7 +19,10 @@ Besides the catalog's options, a launch may name a git `repository` (https:// on
 link is where CVE-2021-39160 came from) and a `branch`, cloned or updated into the server
 at start. `gitvalues` holds the rules for those values, which the portal's My account
 applies too; the server-side puller (extensions/onyxia-git) checks them again before any
-git command runs.
+git command runs. A launch that names a repository may also say where it is cloned
+(`repository_dir`, a relative path such as `courses/intro`), so that a course gets a clone
+of its own; without a repository named by the same launch it is refused, so that it never
+moves the user's default repository.
 
 A launch may also name a personal init script (`init_script`, an http(s) URL, with
 `init_args`), Onyxia's `init.personalInit` and `init.personalInitArgs`. Here only its form
@@ -38,12 +41,12 @@ from urllib.parse import urlsplit
 from jupyterhub.spawner import SpawnException
 
 from .catalog.model import Catalog, Service
-from .gitvalues import MAX_URL, branch_problem, repository_problem
+from .gitvalues import MAX_URL, branch_problem, directory_problem, repository_problem
 from .quantities import format_cpu, format_memory, human_memory, parse_cpu, parse_memory
 
 OPTIONS = (
     "service", "version", "cpu", "memory", "gpus", "gpu_type", "repository", "branch",
-    "init_script", "init_args",
+    "init_script", "init_args", "repository_dir",
 )  # fmt: skip
 ALIASES = {
     "profile": "service",  # KubeSpawner's name; kept for the admin panel's column
@@ -95,6 +98,9 @@ class Choice:
     branch: str | None = None
     init_script: str | None = None  # a personal init script's URL (Onyxia's personalInit)
     init_args: str | None = None  # its arguments, split at whitespace
+    # where the repository is cloned, relative to the home (None: its name); only with
+    # `repository`
+    repository_dir: str | None = None
 
     def as_user_options(self) -> dict:
         """The canonical form stored in the hub's database (and shown by the admin panel)."""
@@ -112,6 +118,8 @@ class Choice:
             options["repository"] = self.repository
         if self.branch:
             options["branch"] = self.branch
+        if self.repository_dir:
+            options["repository_dir"] = self.repository_dir
         if self.init_script:
             options["init_script"] = self.init_script
         if self.init_args:
@@ -194,10 +202,11 @@ def check(raw, catalog: Catalog, groups) -> Choice:
     gpus, gpu_type = _gpus(options.get("gpus"), options.get("gpu_type"), service)
     repository = _repository(options.get("repository"))
     branch = _branch(options.get("branch"))
+    repository_dir = _repository_dir(options.get("repository_dir"), repository)
     init_script, init_args = _init(options.get("init_script"), options.get("init_args"))
     return Choice(
         service.name, version, cpu, memory, gpus, gpu_type, repository, branch,
-        init_script, init_args,
+        init_script, init_args, repository_dir=repository_dir,
     )  # fmt: skip
 
 
@@ -333,6 +342,25 @@ def _branch(value) -> str | None:
     return value
 
 
+def _repository_dir(value, repository: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ChoiceError(
+            "repository_dir: a directory is a relative path such as courses/intro.",
+            field="repository_dir",
+        )
+    problem = directory_problem(value)
+    if problem:
+        raise ChoiceError(f"repository_dir: {_short(value)} {problem}.", field="repository_dir")
+    if repository is None:  # never a new place for the user's default repository
+        raise ChoiceError(
+            "repository_dir: only with a repository named by this launch.",
+            field="repository_dir",
+        )
+    return value
+
+
 def _init(script, args) -> tuple[str | None, str | None]:
     if args is not None and not isinstance(args, str):
         args = str(args)  # a number given through the API
@@ -381,7 +409,10 @@ def from_form(form: Mapping[str, list]) -> dict[str, object]:
     """The spawn form's fields for the chosen service, as raw options.
 
     The form carries every service's fields, suffixed `--<service>` (`cpu--jupyter-r`),
-    so that each card keeps its own values; only the chosen service's are kept.
+    so that each card keeps its own values; only the chosen service's are kept. A
+    `repository_dir` (a hidden field: a link or the last launch set it, no one types it)
+    goes with the form's repository: with the repository field emptied it is dropped,
+    rather than refused for a field the user cannot change.
     """
     if not isinstance(form, Mapping):
         raise ChoiceError("The form could not be read.")
@@ -400,6 +431,8 @@ def from_form(form: Mapping[str, list]) -> dict[str, object]:
             raw[name] = value
         elif name not in OPTIONS:
             raise ChoiceError(f"Unknown option {_short(key)}.")
+    if "repository_dir" in raw and not (_one_text(raw.get("repository")) or "").strip():
+        del raw["repository_dir"]
     return raw
 
 

@@ -69,7 +69,7 @@ class Repository:
 
     url: str
     branch: str | None = None
-    target: str | None = None
+    target: str | None = None  # the directory under the work directory (None: its name)
 
 
 @dataclass(frozen=True)

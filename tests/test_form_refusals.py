@@ -6,6 +6,9 @@ form then holds exactly what was typed or what the link gave, the refused field 
 (`is-invalid`, `aria-invalid`, `aria-describedby` to its message beside it), and nothing
 of the previous launch comes back; the next visit shows the usual form.
 
+A launch's `repository_dir` (a course's, a link's) has no field: the form carries it
+hidden with its repository and says where the clone goes; a refused one is not carried.
+
 First on a spawner alone (the mixin over JupyterHub's `Spawner`, the shipped catalog and
 tests/profiles), then through the session hub: forms, a link, and a launch refused at
 start, none of which starts a server; last in chromium, where the refused field takes the
@@ -303,6 +306,46 @@ def test_a_launch_refused_at_start_through_the_api_keeps_nothing_for_the_form():
         asyncio.run(s.make_plan())  # handler: the API's (None here)
     assert base._SENT == {}
     assert_clean(render(s))
+
+
+COURSE = {  # a course's launch (the courses service's), as the hub stores it
+    "service": "jupyter-python",
+    "repository": "https://git.example.org/course/intro.git",
+    "repository_dir": "courses/intro",
+}
+
+
+def test_a_courses_directory_rides_along_with_its_repository_unseen_but_said():
+    s = spawner("alice", "intro", options=COURSE)
+    html = render(s)  # the course server's usual form: its last launch
+    assert text_value(html, "repository") == COURSE["repository"]
+    hidden = element(html, "repository_dir")
+    assert 'type="hidden"' in hidden and 'name="repository_dir"' in hidden
+    assert text_value(html, "repository_dir") == "courses/intro"
+    assert "cloned into <code>courses/intro/</code> in your home" in html
+    fields = {"repository": [COURSE["repository"]], "repository_dir": ["courses/intro"]}
+    options = s.run_options_from_form({"service": ["jupyter-python"], **fields})
+    assert options["repository_dir"] == "courses/intro"  # launched again from the form
+    emptied = s.run_options_from_form({**fields, "repository": [""]})
+    assert "repository" not in emptied and "repository_dir" not in emptied
+    # a form without one shows none
+    assert 'id="repository_dir"' not in render(spawner(options=EARLIER))
+
+
+def test_a_link_may_place_its_repository_and_a_bad_place_is_not_carried():
+    s = spawner()
+    with pytest.raises(PrefillOnly):
+        s.options_from_query({"repository": [COURSE["repository"]],
+                              "repository_dir": ["courses/intro"]})  # fmt: skip
+    html = render(s)
+    assert 'id="prefill-notice"' in html and text_value(html, "repository_dir") == "courses/intro"
+    with pytest.raises(ChoiceError) as refused:
+        s.options_from_query({"repository": [COURSE["repository"]],
+                              "repository_dir": ["../../etc"]})  # fmt: skip
+    assert refused.value.field == "repository_dir"
+    html = render(s)  # the message at the top (JupyterHub's); nothing to send it again
+    assert 'id="repository_dir"' not in html and "../../etc" not in html
+    assert text_value(html, "repository") == COURSE["repository"]
 
 
 # -- through the session hub -------------------------------------------------------------

@@ -14,7 +14,10 @@ through every layer that meets one:
 ssh and scp-style URLs are refused unless an operator allows ssh; those that smuggle an
 option through ssh (`-oProxyCommand`) are refused even then. The hub's and the server's
 rules are two copies (the server package depends on nothing of the hub's): the tables
-check that they agree.
+check that they agree, as they do for the two other values the server gets from the hub:
+a launch's `repository_dir` (where the clone goes: accepted and refused directories,
+refused without a repository, the same from every path, the puller refusing bad targets
+without a process) and the URL servers report their pull to (`pull_report_url`).
 """
 
 from __future__ import annotations
@@ -232,3 +235,140 @@ def test_branch_rules_are_gits_on_both_sides(name):
 )
 def test_the_clone_goes_to_a_plain_directory_named_after_the_repository(url, name):
     assert checks.directory_name(url) == name
+
+
+# -- where the clone goes (a launch's repository_dir) -----------------------------------------
+COURSE = GOOD_REPOSITORIES[0]
+DIR_200 = "/".join(["a" * 64, "b" * 64, "c" * 64, "d" * 5])
+GOOD_DIRECTORIES = ["courses/intro", "intro", "a/b/c/d", "x" * 64, "A1/b_2/c-3/d.4", DIR_200,
+                    "courses/2026.stats", "-x"]  # fmt: skip
+BAD_DIRECTORIES = [  # (value, words of the refusal)
+    ("..", "no part between slashes may start with '.'"),
+    ("courses/../../etc", "no part between slashes may start with '.'"),
+    (".", "may start with '.'"),
+    ("a/.hidden", "may start with '.'"),
+    (".git", "may start with '.'"),
+    ("/abs", "not start with '/'"),
+    ("/", "not start with '/'"),
+    ("a//b", "nor contain '//'"),
+    ("a/", "must not end with '/'"),
+    ("a\x00b", "control characters"),
+    ("a\nb", "control characters"),
+    ("a\x7fb", "control characters"),
+    ("a\\b", "must not contain '\\'"),
+    ("a/b/c/d/e", "at most 4 parts"),
+    ("x" * 65, "longer than 64 characters"),
+    (DIR_200 + "d", "at most 200 characters"),
+    ("a b", "only letters, digits"),
+    ("~/x", "only letters, digits"),
+    ("a:b", "only letters, digits"),
+    ("cours/é", "only letters, digits"),
+    ("$HOME", "only letters, digits"),
+]
+BAD_DIRECTORY_IDS = [f"{i:02}" for i in range(len(BAD_DIRECTORIES))]
+
+
+def test_the_200_character_directory_is_200_characters():
+    assert len(DIR_200) == 200
+
+
+@pytest.mark.parametrize("value", GOOD_DIRECTORIES)
+def test_a_launch_may_say_where_its_repository_is_cloned(value):
+    assert gitvalues.directory_problem(value) is None
+    assert checks.directory_problem(value) is None
+    choice = check({"repository": COURSE, "repository_dir": value}, CATALOG, [])
+    assert (choice.repository, choice.repository_dir) == (COURSE, value)
+    options = choice.as_user_options()
+    assert options["repository_dir"] == value
+    assert check(options, CATALOG, []) == choice  # what the next start reuses
+
+
+@pytest.mark.parametrize("value, words", BAD_DIRECTORIES, ids=BAD_DIRECTORY_IDS)
+def test_directories_outside_the_rule_are_refused_on_both_sides(value, words):
+    problem = gitvalues.directory_problem(value)
+    assert problem is not None and words in problem, problem
+    assert checks.directory_problem(value) == problem  # the server's copy of the rule
+    with pytest.raises(ChoiceError) as error:
+        check({"repository": COURSE, "repository_dir": value}, CATALOG, [])
+    assert error.value.field == "repository_dir" and error.value.status_code == 400
+    assert error.value.message.startswith("repository_dir: ") and words in error.value.message
+
+
+def test_a_directory_needs_a_repository_named_by_the_same_launch():
+    with pytest.raises(ChoiceError) as error:
+        check({"repository_dir": "courses/intro", "branch": "main"}, CATALOG, [])
+    assert error.value.message == "repository_dir: only with a repository named by this launch."
+    assert error.value.field == "repository_dir"
+    with pytest.raises(ChoiceError, match="^repository_dir: a directory is a relative path"):
+        check({"repository": COURSE, "repository_dir": 42}, CATALOG, [])
+    assert check({"repository": COURSE}, CATALOG, []).repository_dir is None
+    assert "repository_dir" not in check({"repository": COURSE}, CATALOG, []).as_user_options()
+
+
+def test_a_directory_arrives_the_same_from_every_path():
+    api = {"repository": COURSE, "repository_dir": "courses/intro"}
+    query = {k: [v] for k, v in api.items()}
+    form = choices.from_form({"service": ["jupyter-python"], "_xsrf": ["t"], **query})
+    expected = check(api, CATALOG, [])
+    assert check(query, CATALOG, []) == check(form, CATALOG, []) == expected
+    assert expected.repository_dir == "courses/intro"
+    assert choices.entered(form, form=True)["repository_dir"] == "courses/intro"
+    # the form's hidden directory goes with its repository: emptied, the repository takes
+    # the default place (and the default repository, if any), rather than a refusal
+    emptied = choices.from_form({"service": ["jupyter-python"], "repository": [" "],
+                                 "repository_dir": ["courses/intro"]})  # fmt: skip
+    assert "repository_dir" not in emptied
+    assert check(emptied, CATALOG, []).repository_dir is None
+    # the API has no such leniency: a directory alone is refused
+    with pytest.raises(ChoiceError, match="only with a repository"):
+        check({"repository": "", "repository_dir": "courses/intro"}, CATALOG, [])
+
+
+def test_the_puller_refuses_a_bad_target_without_running_anything(no_process, tmp_path):
+    for value, words in BAD_DIRECTORIES:
+        out = io.StringIO()
+        work = tmp_path / "work"
+        status = pull(COURSE, "", work, target=value, report=Reporter(False, out))
+        assert status == REFUSED and no_process == [], value
+        assert out.getvalue().startswith("Refused the target directory "), out.getvalue()
+        assert words in out.getvalue()
+        assert not work.exists()
+
+
+# -- where servers report their pull (GitProvider.pull_report_url) --------------------------
+GOOD_REPORT_URLS = [
+    "https://hub.example.org/services/courses/api/pull-status",
+    "http://127.0.0.1:8000/services/courses/api/pull-status",
+    "http://hub:8081/services/courses/api/pull-status",
+    "https://[::1]:8443/pull-status",
+]
+BAD_REPORT_URLS = [  # (value, words of the refusal)
+    ("ftp://hub.example.org/pull-status", "http:// or https://"),
+    ("file:///etc/passwd", "http:// or https://"),
+    ("hub.example.org/pull-status", "http:// or https://"),
+    ("https:///pull-status", "with a host"),
+    ("https://user:s3cr3t@hub.example.org/pull-status", "user name or password"),
+    ("https://user@hub.example.org/pull-status", "user name or password"),
+    ("https://hub.example.org/pull-status?token=x", "?query"),
+    ("https://hub.example.org/pull-status?", "?query"),
+    ("https://hub.example.org/pull-status#x", "#fragment"),
+    ("https://hub.example.org/pull status", "spaces or control characters"),
+    ("https://hub.example.org/\nx", "spaces or control characters"),
+    ("https://hub.example.org:port/x", "not a valid URL"),
+    ("https://hub.example.org/" + "x" * 2048, "at most 2048"),
+]
+
+
+@pytest.mark.parametrize("url", GOOD_REPORT_URLS)
+def test_report_urls_the_hub_and_the_server_take(url):
+    assert gitvalues.report_url_problem(url) is None
+    assert checks.report_url_problem(url) is None
+
+
+@pytest.mark.parametrize("url, words", BAD_REPORT_URLS,
+                         ids=[f"{i:02}" for i in range(len(BAD_REPORT_URLS))])  # fmt: skip
+def test_report_urls_refused_on_both_sides(url, words):
+    problem = gitvalues.report_url_problem(url)
+    assert problem is not None and words in problem, problem
+    assert checks.report_url_problem(url) == problem
+    assert url not in problem and "s3cr3t" not in problem and "token=x" not in problem

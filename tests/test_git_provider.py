@@ -1,13 +1,15 @@
 """The git provider on the hub's side, without servers: sources, precedence, what lands where.
 
-- `settings.resolve`: the launch's repository over My account's, My account's identity
+- `settings.resolve`: the launch's repository over My account's (and its
+  `repository_dir`, never applied to the default repository), My account's identity
   over the identity provider's, over the defaults (the hub user name, `default_email`),
   and the token offered only to the default repository's host (or the operator's list),
   never to a host a link names;
 - `settings.git_config` and `settings.contribution`: the configuration file git reads,
   the operator's own settings in it (`GitProvider.git_config`: form, refused keys,
-  quoting), Onyxia's variables, the token as a secret file only (or also as
-  `GIT_PERSONAL_ACCESS_TOKEN` when the operator opts in);
+  quoting), Onyxia's variables and the pull's (`ONYXIA_GIT_TARGET`,
+  `ONYXIA_GIT_REPORT_URL` from `pull_report_url`), the token as a secret file only (or
+  also as `GIT_PERSONAL_ACCESS_TOKEN` when the operator opts in);
 - a real `git commit` in a fresh home with nothing but the provider's configuration;
 - `GitProvider` reading a real portal store (SQLite, encrypted token), with its defaults
   taken from the portal service's environment, and launching on when the store cannot be
@@ -29,7 +31,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from onyxia_hub.catalog.loader import default_catalog_path, load_catalog
-from onyxia_hub.choices import check
+from onyxia_hub.choices import Choice, check
 from onyxia_hub.db import make_engine
 from onyxia_hub.db.crypto import FieldCrypto, parse_key
 from onyxia_hub.db.portal import upgrade
@@ -239,6 +241,41 @@ def test_the_contribution_onyxia_variables_and_secret_files():
     identity_only = contribution(GitSettings("Ann"))
     assert [f.path for f in identity_only.files] == ["git/config"]
     assert identity_only.repository is None and "GIT_REPOSITORY" not in identity_only.environment
+
+
+def test_a_launchs_directory_goes_with_its_own_repository_only():
+    settings, _ = resolve(choice(repository=OTHER, repository_dir="courses/intro"), ACCOUNT, None)
+    assert (settings.repository, settings.target) == (OTHER, "courses/intro")
+    assert resolve(choice(repository=OTHER), ACCOUNT, None)[0].target is None
+    # a Choice made without choices.check (which refuses it): the default repository keeps
+    # its place all the same
+    stray = Choice("jupyter-python", "2026.08", 1.0, 2**30, repository_dir="courses/intro")
+    settings, _ = resolve(stray, ACCOUNT, None)
+    assert (settings.repository, settings.target) == (DEFAULT, None)
+
+
+def test_the_contribution_names_the_target_and_the_report_url():
+    report = "https://hub.example.org/services/courses/api/pull-status"
+    settings = GitSettings("Ann", "ann@example.org", OTHER, "week-2", None, (), "courses/intro")
+    made = contribution(settings, pull_timeout=120, report_url=report)
+    assert dict(made.environment) == {
+        "GIT_USER_NAME": "Ann",
+        "GIT_USER_MAIL": "ann@example.org",
+        "GIT_REPOSITORY": OTHER,
+        "GIT_BRANCH": "week-2",
+        "ONYXIA_GIT_ALLOW_PROTOCOL": "https",
+        "ONYXIA_GIT_PULL_TIMEOUT": "120",
+        "ONYXIA_GIT_TARGET": "courses/intro",
+        "ONYXIA_GIT_REPORT_URL": report,
+    }
+    assert made.repository == Repository(OTHER, "week-2", "courses/intro")
+    # no repository, nothing to pull: neither variable
+    identity_only = contribution(GitSettings("Ann"), report_url=report)
+    assert dict(identity_only.environment) == {"GIT_USER_NAME": "Ann"}
+    default_place = contribution(GitSettings("Ann", repository=DEFAULT))
+    assert "ONYXIA_GIT_TARGET" not in default_place.environment
+    assert "ONYXIA_GIT_REPORT_URL" not in default_place.environment
+    assert default_place.repository == Repository(DEFAULT)
 
 
 # -- the operator's git settings (GitProvider.git_config) --------------------------------
@@ -525,6 +562,24 @@ async def test_options_change_what_is_given(portal_store):
     assert '[http]\n\tsslCAInfo = "/etc/ssl/certs/private-ca.pem"\n[user]\n' in config
 
 
+async def test_a_course_launch_gets_its_directory_and_the_report_url(portal_store):
+    portal_store.store.save_account("ann", git_repository=DEFAULT)
+    report = "http://127.0.0.1:8000/services/courses/api/pull-status"
+    git = provider(portal_store, pull_report_url=report)
+    course = await git.contribute(request(repository=OTHER, repository_dir="courses/intro"))
+    assert course.environment["GIT_REPOSITORY"] == OTHER
+    assert course.environment["ONYXIA_GIT_TARGET"] == "courses/intro"
+    assert course.environment["ONYXIA_GIT_REPORT_URL"] == report
+    assert course.repository == Repository(OTHER, None, "courses/intro")
+    default = await git.contribute(request())  # the default repository, in its usual place
+    assert default.environment["GIT_REPOSITORY"] == DEFAULT
+    assert "ONYXIA_GIT_TARGET" not in default.environment
+    assert default.environment["ONYXIA_GIT_REPORT_URL"] == report
+    assert GitProvider().pull_report_url == ""
+    unset = await provider(portal_store).contribute(request())
+    assert "ONYXIA_GIT_REPORT_URL" not in unset.environment
+
+
 @pytest.mark.parametrize(
     "option, value",
     [
@@ -538,11 +593,29 @@ async def test_options_change_what_is_given(portal_store):
         ("default_email", "{username}@example.org\n"),
         ("git_config", {"user.name": "x"}),
         ("git_config", {"http.sslVerify": False}),
+        ("pull_report_url", "ftp://hub.example.org/services/courses/api/pull-status"),
+        ("pull_report_url", "hub.example.org/services/courses/api/pull-status"),
+        ("pull_report_url", "https://ann:s3cr3t@hub.example.org/pull-status"),
+        ("pull_report_url", "https://hub.example.org/pull-status?token=x"),
+        ("pull_report_url", "https://hub.example.org/pull-status#x"),
+        ("pull_report_url", "https://hub.example.org/pull status"),
     ],
 )
 def test_bad_options_are_refused_at_start(option, value):
     with pytest.raises(TraitError, match=option):
         setattr(GitProvider(), option, value)
+
+
+def test_a_refused_report_url_says_why_without_repeating_it():
+    with pytest.raises(TraitError) as error:
+        GitProvider(pull_report_url="https://ann:s3cr3t@hub.example.org/pull-status")
+    assert str(error.value) == (
+        "GitProvider.pull_report_url: the URL must not contain a user name or password: "
+        "servers send their own token, as in "
+        "https://hub.example.org/services/courses/api/pull-status"
+    )
+    report = "https://hub.example.org/services/courses/api/pull-status"
+    assert GitProvider(pull_report_url=report).pull_report_url == report
 
 
 def test_the_provider_is_not_required_by_default():

@@ -8,9 +8,12 @@ directory, `GIT_CONFIG_SYSTEM` set by `onyxia_git.server.use_hub_git_config`), a
 `onyxia-git-pull` runs as the real command. Covered: clone of a private repository,
 identity and push, no credentials to another server (public and private repositories),
 the token in no file, remote, output or command line; an update keeping the user's edits;
-directories left alone; unknown branch and repository; the lock; the time limit; git
-itself refusing other transports and submodules under the pull's settings; the
-credential helper's answers; the server extension's background run and status.
+directories left alone; a target directory (a launch's `repository_dir`) and symbolic
+links on its way; unknown branch and repository; the lock; the time limit; git itself
+refusing other transports and submodules under the pull's settings; the credential
+helper's answers; the server extension's background run and status, and its report to a
+real HTTP receiver (`Receiver`: the token in the header only, no redirect followed, no
+proxy, 5xx tried again).
 """
 
 from __future__ import annotations
@@ -25,12 +28,20 @@ import subprocess
 import sys
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from onyxia_git import credential
-from onyxia_git.pull import DONE, FAILED, SKIPPED, TIMED_OUT, hardened_environment
-from onyxia_git.server import PullStatus, run_pull, use_hub_git_config
+from onyxia_git.pull import DONE, FAILED, REFUSED, SKIPPED, TIMED_OUT, hardened_environment
+from onyxia_git.server import (
+    PullReport,
+    PullStatus,
+    clone_location,
+    run_pull,
+    use_hub_git_config,
+)
 
 from onyxia_hub.providers.git.settings import GitSettings, git_config
 from tests.helpers import procs
@@ -202,6 +213,69 @@ def test_a_directory_that_is_not_the_clone_is_left_alone(server_env, forge, else
     assert pull(server_env).returncode == DONE and (mine / "README.md").exists()
 
 
+def test_a_target_directory_gets_a_clone_of_its_own_and_keeps_edits(server_env, forge):
+    home = Path(server_env["HOME"])
+    url = forge.url("survey")
+    done = pull(server_env, "--target", "courses/intro")
+    assert done.returncode == DONE, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1] == f"Cloned {url} into courses/intro/."
+    course = home / "courses" / "intro"
+    assert (course / "README.md").exists() and not (home / "survey").exists()
+    (course / "README.md").write_text("# Survey, with my notes\n")  # not committed
+    forge.commit("survey", {"week2.md": "# Week 2\n"}, "Week 2")
+    updated = pull(server_env, ONYXIA_GIT_TARGET="courses/intro")  # as the hub sets it
+    assert updated.returncode == DONE, updated.stdout
+    assert updated.stdout.splitlines()[-1] == (
+        f"Updated courses/intro/ from {url}; your changes are kept."
+    )
+    assert (course / "README.md").read_text() == "# Survey, with my notes\n"
+    assert (course / "week2.md").exists()
+    # the default place is another clone: never the course's
+    assert pull(server_env).returncode == DONE
+    assert (home / "survey" / "README.md").read_text() == "# Survey\n"
+    assert (course / "README.md").read_text() == "# Survey, with my notes\n"
+
+
+def test_a_target_keeps_every_safeguard(server_env, forge, tmp_path):
+    home = Path(server_env["HOME"])
+    url = forge.url("survey")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (home / "courses").symlink_to(elsewhere)  # a link on the way
+    refused = pull(server_env, "--target", "courses/intro")
+    assert refused.returncode == REFUSED
+    assert refused.stdout == (
+        "Refused to pull into courses/intro/: courses is a symbolic link; nothing was changed.\n"
+    )
+    (home / "mine").mkdir()
+    (home / "mine" / "intro").symlink_to(elsewhere)  # the target itself
+    refused = pull(server_env, ONYXIA_GIT_TARGET="mine/intro")
+    assert refused.returncode == REFUSED and "mine/intro is a symbolic link" in refused.stdout
+    (home / "mine" / "dangling").symlink_to(tmp_path / "nothing")
+    assert pull(server_env, "--target", "mine/dangling").returncode == REFUSED
+    assert list(elsewhere.iterdir()) == [] and not (tmp_path / "nothing").exists()
+    (home / "notes.txt").write_text("mine\n")  # a file where a directory is needed
+    refused = pull(server_env, "--target", "notes.txt/intro")
+    assert refused.returncode == REFUSED and "notes.txt is not a directory" in refused.stdout
+    assert (home / "notes.txt").read_text() == "mine\n"
+    # a directory there that is not a clone of the URL is left alone; an empty one is used
+    (home / "week" / "one").mkdir(parents=True)
+    (home / "week" / "one" / "thesis.tex").write_text("\\begin{document}\n")
+    left = pull(server_env, "--target", "week/one")
+    assert left.returncode == FAILED and left.stdout.splitlines()[-1] == (
+        f"week/one/ is not a git clone of {url}: it was left as it is, nothing was pulled."
+    )
+    (home / "week" / "two").mkdir()
+    assert pull(server_env, "--target", "week/two").returncode == DONE
+    assert (home / "week" / "two" / "README.md").exists()
+    # a target outside the rule is refused before anything is made
+    bad = pull(server_env, "--target", "../outside")
+    assert bad.returncode == REFUSED and bad.stdout.startswith(
+        "Refused the target directory '../outside': it no part between slashes"
+    )
+    assert not (home.parent / "outside").exists()
+
+
 def test_unknown_branches_and_repositories_fail_with_clear_messages(server_env, forge):
     branch = pull(server_env, GIT_BRANCH="no-such-branch")
     assert branch.returncode == FAILED
@@ -362,3 +436,206 @@ def test_the_extension_points_git_at_the_hubs_configuration(tmp_path):
     assert env["GIT_CONFIG_SYSTEM"] == str(tmp_path / "git" / "config")
     assert use_hub_git_config({}, logging.getLogger("t")) is None
     assert os.environ.get("GIT_CONFIG_SYSTEM") != env["GIT_CONFIG_SYSTEM"]
+
+
+# -- the pull's report (ONYXIA_GIT_REPORT_URL) --------------------------------------------------
+SERVER_TOKEN = "jhs-" + secrets.token_hex(16)  # the server's JupyterHub API token
+REPORT_PATH = "/services/courses/api/pull-status"
+
+
+class Receiver:
+    """A real HTTP server in a thread: records each request (path, headers, JSON body) and
+    answers with `answers` in order ((status, headers)), then 204."""
+
+    def __init__(self, answers=()):
+        self.requests: list[SimpleNamespace] = []
+        self.answers = list(answers)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.requests.append(
+                    SimpleNamespace(
+                        method=self.command,
+                        path=self.path,
+                        headers={k.lower(): v for k, v in self.headers.items()},
+                        json=json.loads(body) if body else None,
+                    )
+                )
+                status, headers = receiver.answers.pop(0) if receiver.answers else (204, {})
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST
+
+            def log_message(self, format, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def url(self, path=REPORT_PATH) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receivers():
+    """Receiver(...) makers; every receiver made is stopped at the end."""
+    made: list[Receiver] = []
+
+    def make(answers=()):
+        made.append(Receiver(answers))
+        return made[-1]
+
+    yield make
+    for receiver in made:
+        receiver.stop()
+
+
+def report_to(receiver, server_name="intro", repository_dir="courses/intro") -> PullReport:
+    return PullReport(receiver.url(), SERVER_TOKEN, server_name, repository_dir)
+
+
+def a_status() -> PullStatus:
+    return PullStatus(state="done", id="1785000000.123", message="Cloned it.")
+
+
+def test_the_pull_reports_its_start_and_its_end_with_the_servers_token(
+    server_env, forge, receivers, caplog
+):
+    caplog.set_level(logging.INFO)
+    receiver = receivers()
+    env = dict(
+        server_env,
+        ONYXIA_GIT_REPORT_URL=receiver.url(),
+        ONYXIA_GIT_TARGET="courses/intro",
+        JUPYTERHUB_API_TOKEN=SERVER_TOKEN,
+        JUPYTERHUB_SERVER_NAME="intro",
+    )
+    status = PullStatus()
+    run_pull(status, server_env["HOME"], logging.getLogger("jupyter-server"), env)
+    assert status.state == "done"
+    url = forge.url("survey")
+    assert [(r.method, r.path) for r in receiver.requests] == [("POST", REPORT_PATH)] * 2
+    for request in receiver.requests:
+        assert request.headers["authorization"] == f"token {SERVER_TOKEN}"
+        assert request.headers["content-type"] == "application/json"
+    assert [r.json for r in receiver.requests] == [
+        {
+            "server": "intro",
+            "id": status.id,
+            "state": "running",
+            "message": "Getting your git repository ready",
+            "repository_dir": "courses/intro",
+        },
+        {
+            "server": "intro",
+            "id": status.id,
+            "state": "done",
+            "message": f"Cloned {url} into courses/intro/.",
+            "repository_dir": "courses/intro",
+        },
+    ]
+    assert (Path(server_env["HOME"]) / "courses" / "intro" / "README.md").exists()
+    assert SERVER_TOKEN not in caplog.text
+    # the default server, its repository in the default place; a refused pull is reported
+    refused = Receiver()
+    try:
+        env = dict(server_env, ONYXIA_GIT_REPORT_URL=refused.url(),
+                   JUPYTERHUB_API_TOKEN=SERVER_TOKEN, GIT_BRANCH="--x")  # fmt: skip
+        run_pull(PullStatus(), server_env["HOME"], logging.getLogger("t"), env)
+    finally:
+        refused.stop()
+    assert [(r.json["server"], r.json["state"], r.json["repository_dir"])
+            for r in refused.requests] == [("", "running", "survey"),
+                                           ("", "refused", "survey")]  # fmt: skip
+
+
+def test_where_the_report_says_the_clone_is():
+    url = "https://git.example.org/team/survey.git"
+    env = {"GIT_REPOSITORY": url}
+    assert clone_location(env, "/home/ann", "/home/ann") == "survey"
+    assert clone_location(env | {"ONYXIA_GIT_TARGET": "courses/intro"}, "/home/ann",
+                          "/home/ann") == "courses/intro"  # fmt: skip
+    assert clone_location(env, "/home/ann/work", "/home/ann") == "work/survey"
+    assert clone_location(env, "work", "/home/ann") == "work/survey"  # relative to the root
+    assert clone_location(env, "/srv/shared", "/home/ann") == "/srv/shared/survey"
+    assert clone_location(env | {"ONYXIA_GIT_TARGET": "../x"}, "/home/ann", "/home/ann") == ""
+    assert clone_location({}, "/home/ann", "/home/ann") == ""
+
+
+def test_a_redirect_is_not_followed_and_no_proxy_is_used(receivers, monkeypatch, caplog):
+    elsewhere = receivers()
+    receiver = receivers([(302, {"Location": elsewhere.url("/collect")})])
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, elsewhere.url("/"))
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    assert report_to(receiver).send(a_status(), logging.getLogger("t"), backoff=0.01) is False
+    assert len(receiver.requests) == 1  # not tried again: a 3xx is no passing failure
+    assert elsewhere.requests == []  # neither the redirect's target nor the proxy
+    (record,) = [r for r in caplog.records if "onyxia-git" in r.getMessage()]
+    assert record.getMessage() == (
+        "onyxia-git: the pull's status (done) was not reported to "
+        f"127.0.0.1:{receiver.server.server_address[1]}: HTTP 302"
+    )
+
+
+def test_a_5xx_is_tried_again_and_a_4xx_is_not(receivers, caplog):
+    log = logging.getLogger("t")
+    flaky = receivers([(500, {}), (503, {})])
+    assert report_to(flaky).send(a_status(), log, backoff=0.01) is True
+    assert len(flaky.requests) == 3
+    body = {"server": "intro", "id": "1785000000.123", "state": "done", "message": "Cloned it.",
+            "repository_dir": "courses/intro"}  # fmt: skip
+    assert [r.json for r in flaky.requests] == [body] * 3
+    down = receivers([(500, {})] * 3)
+    assert report_to(down).send(a_status(), log, backoff=0.01) is False
+    assert len(down.requests) == 3
+    refused = receivers([(403, {})])
+    assert report_to(refused).send(a_status(), log, backoff=0.01) is False
+    assert len(refused.requests) == 1
+    lines = [r.getMessage() for r in caplog.records if "onyxia-git" in r.getMessage()]
+    assert [line.rsplit(": ", 1)[1] for line in lines] == ["HTTP 500", "HTTP 403"]
+    assert SERVER_TOKEN not in caplog.text
+
+
+def test_an_unreachable_receiver_costs_one_log_line_without_the_token(caplog):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]  # closed when the block ends: nothing listens
+    report = PullReport(f"http://127.0.0.1:{port}{REPORT_PATH}", SERVER_TOKEN, "intro")
+    started = time.monotonic()
+    assert report.send(a_status(), logging.getLogger("t"), backoff=0.01) is False
+    assert time.monotonic() - started < 5
+    (record,) = [r for r in caplog.records if "onyxia-git" in r.getMessage()]
+    assert record.getMessage().startswith(
+        f"onyxia-git: the pull's status (done) was not reported to 127.0.0.1:{port}: "
+    )
+    assert "Connection refused" in record.getMessage()
+    assert SERVER_TOKEN not in caplog.text and SERVER_TOKEN not in repr(report)
+
+
+def test_no_report_without_a_valid_url_or_a_token(caplog):
+    log = logging.getLogger("t")
+    env = {"GIT_REPOSITORY": "https://git.example.org/team/survey.git",
+           "JUPYTERHUB_API_TOKEN": SERVER_TOKEN}  # fmt: skip
+    assert PullReport.from_environment(env, "/home/ann", "/home/ann", log) is None
+    bad = env | {"ONYXIA_GIT_REPORT_URL": "https://ann:s3cr3t@hub.example.org/x"}
+    assert PullReport.from_environment(bad, "/home/ann", "/home/ann", log) is None
+    assert "must not contain a user name or password" in caplog.text
+    assert "s3cr3t" not in caplog.text
+    good = {"ONYXIA_GIT_REPORT_URL": f"http://127.0.0.1:8000{REPORT_PATH}"}
+    assert PullReport.from_environment(env | good, "/h", "/h", log) == PullReport(
+        f"http://127.0.0.1:8000{REPORT_PATH}", SERVER_TOKEN, "", "survey"
+    )
+    tokenless = {k: v for k, v in env.items() if k != "JUPYTERHUB_API_TOKEN"} | good
+    assert PullReport.from_environment(tokenless, "/h", "/h", log) is None
+    assert "no JUPYTERHUB_API_TOKEN" in caplog.text

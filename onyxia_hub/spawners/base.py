@@ -283,6 +283,8 @@ class OnyxiaSpawnerMixin(LoggingConfigurable):
         values = sent.values if sent else self._remembered_values(catalog, groups)
         error = sent.error if sent else None
         refused = error.field if error is not None else None
+        if refused == "repository_dir":  # a hidden field: not carried again, refused
+            values = {k: v for k, v in values.items() if k != "repository_dir"}
         visible = catalog.visible_to(groups)
         chosen = values.get("service")
         if chosen is None and visible:  # as choices.check picks it

@@ -1,9 +1,11 @@
-"""Checks of a repository URL and a branch, made before any git command runs.
+"""Checks of a repository URL, a branch, a target directory and the report URL, made
+before any git command runs (or any report is sent).
 
-The hub refuses bad values where they enter (`onyxia_hub.gitvalues.repository_problem` and
-`branch_problem`, the same rules); the server checks them again, since this package runs
-in images the hub does not build and reads its input from the environment. Only the
-standard library: nothing here may fail to import.
+The hub refuses bad values where they enter (`onyxia_hub.gitvalues.repository_problem`,
+`branch_problem`, `directory_problem` and `report_url_problem`, the same rules); the
+server checks them again, since this package runs in images the hub does not build and
+reads its input from the environment. Only the standard library: nothing here may fail to
+import.
 
 Refused, whatever the protocols allowed:
 
@@ -26,6 +28,9 @@ from urllib.parse import unquote, urlsplit
 
 MAX_URL = 2048
 MAX_BRANCH = 255
+MAX_DIRECTORY = 200  # a target directory (ONYXIA_GIT_TARGET): characters
+MAX_DIRECTORY_PARTS = 4  # ... parts between slashes
+MAX_DIRECTORY_PART = 64  # ... characters of each part
 PROTOCOLS = ("https", "ssh")
 
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
@@ -38,6 +43,7 @@ _REMOTE_HELPER = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*::")
 _SCP = re.compile(r"(?P<user>[^@/:]+)@(?P<host>[^@/:\[\]]+):(?P<path>.+)")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
 _BRANCH_FORBIDDEN = set(" ~^:?*[\\")
+_DIRECTORY_PART = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def _has_control(value: str) -> bool:
@@ -140,6 +146,60 @@ def branch_problem(name) -> str | None:
             return "no part between slashes may start with '.'"
         if part.endswith(".lock"):
             return "no part between slashes may end with '.lock'"
+    return None
+
+
+def directory_problem(value) -> str | None:
+    """Why value must not be the directory a clone goes to (`--target`), or None: a path
+    relative to the work directory of 1 to 4 parts separated by `/`, each of 1 to 64
+    letters, digits, `.`, `_` or `-` not starting with `.`, at most 200 characters."""
+    if not isinstance(value, str) or not value:
+        return "is empty"
+    if len(value) > MAX_DIRECTORY:
+        return f"must be at most {MAX_DIRECTORY} characters"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "must not contain control characters"
+    if "\\" in value:
+        return "must not contain '\\' (parts are separated by '/')"
+    if value.startswith("/"):
+        return "must be a path inside your home, not start with '/'"
+    parts = value.split("/")
+    if "" in parts:
+        return "must not end with '/' nor contain '//'"
+    if len(parts) > MAX_DIRECTORY_PARTS:
+        return f"must have at most {MAX_DIRECTORY_PARTS} parts separated by '/'"
+    for part in parts:
+        if part.startswith("."):
+            return "no part between slashes may start with '.' (no '..', no hidden directory)"
+        if not _DIRECTORY_PART.fullmatch(part):
+            return "may contain only letters, digits, '.', '_', '-' and '/'"
+        if len(part) > MAX_DIRECTORY_PART:
+            return f"no part between slashes may be longer than {MAX_DIRECTORY_PART} characters"
+    return None
+
+
+def report_url_problem(url) -> str | None:
+    """Why url must not receive the pull's status with the server's token
+    (`ONYXIA_GIT_REPORT_URL`), or None: http(s), a host, no credentials, query or fragment."""
+    if not isinstance(url, str) or not url:
+        return "is empty"
+    if len(url) > MAX_URL:
+        return f"must be at most {MAX_URL} characters"
+    if _has_control(url) or any(c.isspace() for c in url):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    if "@" in parts.netloc:
+        return "must not contain a user name or password: servers send their own token"
+    if parts.query or "?" in url:
+        return "must not contain a ?query"
+    if parts.fragment or "#" in url:
+        return "must not contain a #fragment"
     return None
 
 

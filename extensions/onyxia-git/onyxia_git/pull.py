@@ -3,12 +3,15 @@
 One entry point for every server: the Jupyter server extension of this package runs it
 at start (in a background thread, see `server`), and an image's start script may run it
 too. It reads `GIT_REPOSITORY` and `GIT_BRANCH` (Onyxia's names, set by the hub's git
-provider) and clones into `<work dir>/<repository name>`, or updates a clone already
-there with nbgitpuller's `GitPuller`: the user's changes are committed, then the remote
-branch is merged with `-Xours` (the user's side wins a conflict), files deleted locally
-come back, and local files in the way of new remote ones are renamed.
+provider) and clones into `<work dir>/<repository name>` (or `<work dir>/<target>`, when
+the launch said where: `ONYXIA_GIT_TARGET`, `--target`, such as `courses/intro`, its
+parents made), or updates a clone already there with nbgitpuller's `GitPuller`: the
+user's changes are committed, then the remote branch is merged with `-Xours` (the user's
+side wins a conflict), files deleted locally come back, and local files in the way of new
+remote ones are renamed.
 
-Before any git command runs, the URL and branch are checked (`checks`); a refusal says
+Before any git command runs, the URL, branch and target are checked (`checks`), and no
+part of the clone's path under the work directory may be a symbolic link; a refusal says
 why and runs nothing. Every git command then runs with:
 
 - the hub's configuration for this server (`$ONYXIA_HUB_SECRETS_DIR/git/config`: the
@@ -26,7 +29,8 @@ why and runs nothing. Every git command then runs with:
 - a lock per target directory (`~/.cache/onyxia-git/locks`): a second pull of the same
   repository while one runs is skipped, with a message.
 
-A directory of the repository's name that is not a clone of that URL is left alone.
+A directory of the repository's name (or the target) that is not a clone of that URL is
+left alone; an empty one is cloned into.
 Exit status: 0 done (or nothing to do), 1 failed, 2 refused, 3 skipped, 4 timed out.
 With `--json`, each line of output is a JSON event the server extension reads.
 """
@@ -46,7 +50,13 @@ import sys
 import threading
 from pathlib import Path
 
-from .checks import PROTOCOLS, branch_problem, directory_name, repository_problem
+from .checks import (
+    PROTOCOLS,
+    branch_problem,
+    directory_name,
+    directory_problem,
+    repository_problem,
+)
 
 SECRETS_DIR_ENV = "ONYXIA_HUB_SECRETS_DIR"
 HUB_CONFIG = "git/config"  # in the server's secrets directory, written by the hub
@@ -148,6 +158,28 @@ def _git(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=30
     )
+
+
+def clone_dir(url: str, target: str | None = None) -> str | None:
+    """Where the clone goes, relative to the work directory: target when given (checked
+    by the caller), else the repository's directory name; None when there is none."""
+    return target or directory_name(url)
+
+
+def path_problem(work_dir: Path, relative: str) -> str | None:
+    """Why nothing may be pulled into work_dir/relative, or None: a part of the path
+    under work_dir is a symbolic link (it would send the clone elsewhere), or a file
+    where a directory is needed."""
+    parts = relative.split("/")
+    path = work_dir
+    for i, part in enumerate(parts):
+        path = path / part
+        shown = "/".join(parts[: i + 1])
+        if path.is_symlink():
+            return f"{shown} is a symbolic link"
+        if i < len(parts) - 1 and path.exists() and not path.is_dir():
+            return f"{shown} is not a directory"
+    return None
 
 
 def clone_problem(target: Path, url: str, env: dict) -> str | None:
@@ -276,9 +308,18 @@ def _end_our_git_processes() -> None:
 
 
 def pull(
-    url, branch, work_dir, *, protocols=("https",), timeout=DEFAULT_TIMEOUT, depth=0, report
+    url,
+    branch,
+    work_dir,
+    *,
+    target=None,
+    protocols=("https",),
+    timeout=DEFAULT_TIMEOUT,
+    depth=0,
+    report,
 ) -> int:
-    """Clone or update url into work_dir; the exit status (see the module docstring)."""
+    """Clone or update url into work_dir (into work_dir/target when given); the exit status
+    (see the module docstring)."""
     if not url:
         return report.result(DONE, "No repository to clone.")
     problem = repository_problem(url, protocols)
@@ -288,11 +329,22 @@ def pull(
         problem = branch_problem(branch)
         if problem:
             return report.result(REFUSED, f"Refused the branch {branch[:60]!r}: it {problem}.")
-    name = directory_name(url)
+    if target:
+        problem = directory_problem(target)
+        if problem:
+            return report.result(
+                REFUSED, f"Refused the target directory {target[:60]!r}: it {problem}."
+            )
+    name = clone_dir(url, target)
     if name is None:
         return report.result(REFUSED, "Refused the repository: its name is no directory name.")
     work_dir = Path(work_dir).expanduser()
     work_dir.mkdir(parents=True, exist_ok=True)
+    problem = path_problem(work_dir, name)
+    if problem:
+        return report.result(
+            REFUSED, f"Refused to pull into {name}/: {problem}; nothing was changed."
+        )
     target = work_dir / name
     on_branch = f" (branch {branch})" if branch else ""
 
@@ -301,6 +353,7 @@ def pull(
         return report.result(
             SKIPPED, f"{name}/ is being cloned or updated by another start: skipped."
         )
+    target.parent.mkdir(parents=True, exist_ok=True)  # a target's parents (courses/)
     env = hardened_environment(os.environ, protocols)
     if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
         target.rmdir()  # an empty directory of that name: clone into it
@@ -364,6 +417,7 @@ def main(argv=None) -> int:
         ("--repository", "GIT_REPOSITORY", "", str, "https URL"),
         ("--branch", "GIT_BRANCH", "", str, "branch (none: the remote's default)"),
         ("--work-dir", "ONYXIA_GIT_WORK_DIR", os.getcwd(), str, "where the clone goes"),
+        ("--target", "ONYXIA_GIT_TARGET", "", str, "the clone's path in the work dir"),
         ("--timeout", "ONYXIA_GIT_PULL_TIMEOUT", DEFAULT_TIMEOUT, float, "seconds"),
         ("--protocols", "ONYXIA_GIT_ALLOW_PROTOCOL", "https", str, "https, or https:ssh"),
         ("--depth", "ONYXIA_GIT_DEPTH", 0, int, "clone depth (0: the whole history)"),
@@ -387,6 +441,7 @@ def main(argv=None) -> int:
             args.repository.strip(),
             args.branch.strip(),
             args.work_dir,
+            target=args.target.strip() or None,
             protocols=_protocols(args.protocols),
             timeout=args.timeout,
             depth=max(args.depth, 0),

@@ -13,7 +13,9 @@ it names some, and contributes (see `settings`):
 - the token as secret file `git/token` (mode 0600, memory-backed, outside the home),
   read by that helper only; `GIT_PERSONAL_ACCESS_TOKEN` only if the operator opts in;
 - the plan's `repository`, which the server clones or updates at start
-  (`onyxia-git-pull`, run by the server extension).
+  (`onyxia-git-pull`, run by the server extension), into the launch's `repository_dir`
+  when it gives one (`ONYXIA_GIT_TARGET`), and whose status the server reports to
+  `pull_report_url` when the operator sets one (`ONYXIA_GIT_REPORT_URL`).
 
 A store that cannot be read does not stop launches (`required` is False by default): the
 server starts with what the other sources give, and the hub logs why.
@@ -32,6 +34,7 @@ from ...db.engine import safe_url
 from ...db.portal import SCHEMA as PORTAL_STORE
 from ...db.store import Store
 from ...db.stores import open_for_hub, service_environment, store_settings
+from ...gitvalues import report_url_problem
 from ..base import PlanProvider, PlanRequest
 from . import settings as git
 
@@ -164,6 +167,47 @@ class GitProvider(PlanProvider):
         1 kB/s for 60 s) are stopped sooner.
         """,
     ).tag(config=True)
+
+    pull_report_url = Unicode(
+        "",
+        help="""
+        A URL each server POSTs its start-time pull's status to, as JSON, with its own
+        JupyterHub API token (`Authorization: token $JUPYTERHUB_API_TOKEN`): once when
+        the pull starts (state `running`), once when it ends (`done`, `failed`,
+        `refused` or `skipped`). Made for the courses service, which learns from it
+        when a course's material is in place:
+
+            c.GitProvider.pull_report_url = "http://127.0.0.1:8000/services/courses/api/pull-status"
+
+        The body: `{"server": <the server's name, "" for the default>, "id": <the pull's
+        id>, "state": ..., "message": <what JupyterLab shows>, "repository_dir": <where
+        the clone is, relative to the server's root directory: the launch's
+        repository_dir, else the repository's name>}` (docs/git.md, "The pull's report").
+        Set only for launches that pull a repository, as `ONYXIA_GIT_REPORT_URL`.
+
+        An http:// or https:// URL with a host, without a user name or password, query or
+        fragment (checked as the hub reads its configuration). It must be reachable from
+        the servers directly: the report goes through no proxy of their environment and
+        follows no redirect (the token goes to this URL and nowhere else); a 5xx answer or
+        a connection error is tried again twice, then logged in the server's log; neither
+        the server nor the pull waits for it. The receiver checks the token with the hub
+        (`GET /hub/api/user` names its owner; the body's `server` is one of theirs). Over
+        plain http:// the token crosses the network in clear: use it only to the hub's
+        own address on the servers' network.
+
+        Default: "" (no report).
+        """,
+    ).tag(config=True)
+
+    @validate("pull_report_url")
+    def _validate_pull_report_url(self, proposal):
+        problem = report_url_problem(proposal.value) if proposal.value else None
+        if problem:
+            raise TraitError(
+                f"GitProvider.pull_report_url: the URL {problem}, as in "
+                "https://hub.example.org/services/courses/api/pull-status"
+            )
+        return proposal.value
 
     use_oidc_identity = Bool(
         True,
@@ -322,6 +366,7 @@ class GitProvider(PlanProvider):
             pull_timeout=self.pull_timeout,
             token_variable=self.personal_access_token_variable,
             operator=git.check_config(self.git_config),
+            report_url=self.pull_report_url,
         )
 
 

@@ -2,8 +2,8 @@
 
 Sources, by precedence (docs/git.md):
 
-1. the launch itself: `Choice.repository` and `Choice.branch` (the spawn form, a link
-   that pre-filled it, the REST API);
+1. the launch itself: `Choice.repository`, `Choice.branch` and `Choice.repository_dir`
+   (the spawn form, a link that pre-filled it, the REST API, the courses service);
 2. the user's My account settings in the portal's store (name, e-mail, token, default
    repository and branch);
 3. the identity provider's userinfo in auth_state (`oauth_user`: `name`, `email`), for the
@@ -65,6 +65,7 @@ class GitSettings:
     branch: str | None = None
     token: str | None = None
     credential_hosts: tuple[str, ...] = ()
+    target: str | None = None  # where the clone goes, under the work dir (None: its name)
 
     @property
     def empty(self) -> bool:
@@ -149,10 +150,12 @@ def resolve(
     if default_repository and repository_problem(default_repository, schemes):
         notes.append("the default repository of My account is not allowed here: left out")
         default_repository = None
+    target = None
     if choice.repository:  # the default repository named again keeps its default branch
         repository = choice.repository
         same = choice.repository == default_repository
         branch = choice.branch or (account.branch if same else None)
+        target = choice.repository_dir  # only ever with the launch's own repository
     else:
         repository = default_repository
         branch = choice.branch or account.branch
@@ -168,7 +171,7 @@ def resolve(
     token = account.token if hosts else None
     if account.token and not hosts:
         notes.append("a token is stored but no host may receive it: not delivered")
-    return GitSettings(name, email, repository, branch, token, tuple(hosts)), notes
+    return GitSettings(name, email, repository, branch, token, tuple(hosts), target), notes
 
 
 # -- the operator's git settings (GitProvider.git_config) -----------------------------------
@@ -378,9 +381,11 @@ def contribution(
     pull_timeout: int = 300,
     token_variable: bool = False,
     operator: tuple[ConfigEntry, ...] = (),
+    report_url: str = "",
 ) -> Contribution:
     """The plan's share of git: Onyxia's variables, the configuration and the token files
-    (operator: the operator's git settings, `check_config`)."""
+    (operator: the operator's git settings, `check_config`; report_url: where the server
+    reports its pull, `GitProvider.pull_report_url`, "" for nowhere)."""
     if settings.empty and not operator:
         return Contribution()
     environment: dict[str, str] = {}
@@ -395,7 +400,11 @@ def contribution(
             environment["GIT_BRANCH"] = settings.branch
         environment["ONYXIA_GIT_ALLOW_PROTOCOL"] = ":".join(protocols)
         environment["ONYXIA_GIT_PULL_TIMEOUT"] = str(pull_timeout)
-        repository = Repository(settings.repository, settings.branch)
+        if settings.target:
+            environment["ONYXIA_GIT_TARGET"] = settings.target
+        if report_url:
+            environment["ONYXIA_GIT_REPORT_URL"] = report_url
+        repository = Repository(settings.repository, settings.branch, settings.target)
     # secret files: memory-backed, private to the server, never in the home (plan.PlanFile)
     config = git_config(settings, username=username, operator=operator)
     files = [PlanFile(CONFIG_FILE, config, 0o600, secret=True)]
