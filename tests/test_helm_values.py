@@ -468,12 +468,20 @@ def hub_config(values: dict, monkeypatch) -> Config:
     ]
     monkeypatch.setenv("PGPASSWORD", "pg-password-from-the-secret")
     monkeypatch.setenv("ONYXIA_PORTAL_CRYPT_KEY", "portal-key-from-the-secret")
+    monkeypatch.setenv("ONYXIA_COURSES_CRYPT_KEY", "courses-key-from-the-secret")
 
     # the portal's store has no PostgreSQL here: record what would be migrated
     from onyxia_hub.db import portal as migrate
 
     PREPARED.clear()
     monkeypatch.setattr(migrate, "prepare", lambda url: PREPARED.append(url) or ("0", "0"))
+    from onyxia_hub.db import courses as courses_store
+
+    monkeypatch.setattr(
+        type(courses_store.SCHEMA),
+        "prepare",
+        lambda schema, url: PREPARED.append(url) or ("0", "0"),
+    )
 
     # hub.extraConfig, in key order, in the globals of jupyterhub_config.py
     z2jh = types.ModuleType("z2jh")
@@ -841,11 +849,40 @@ def test_the_portal_runs_in_the_hub_pod_with_narrow_scopes(values, monkeypatch):
         "read:servers",
         "delete:servers",
     ]
-    assert c.JupyterHub.extra_user_scopes == {"access:services!service=portal"}
+    assert c.JupyterHub.extra_user_scopes == {
+        "access:services!service=portal",
+        "access:services!service=courses",
+    }
     assert c.JupyterHub.template_vars["onyxia_portal_url"] == "/services/portal/"
-    port = values["hub"]["service"]["extraPorts"][0]["port"]
-    assert portal["url"].endswith(f":{port}")
-    assert values["hub"]["networkPolicy"]["ingress"][0]["ports"] == [{"port": port}]
+    ports = [p["port"] for p in values["hub"]["service"]["extraPorts"]]
+    assert portal["url"].endswith(f":{ports[0]}")
+    assert values["hub"]["networkPolicy"]["ingress"][0]["ports"] == [{"port": p} for p in ports]
+
+
+def test_the_courses_service_runs_in_the_hub_pod_with_its_own_key(values, monkeypatch):
+    from onyxia_hub.embedded.hubconfig import COURSES_SERVICE_SCOPES, COURSES_USER_SCOPES
+    from onyxia_hub.providers.git import GitProvider
+
+    c = hub_config(values, monkeypatch)
+    [courses] = [s for s in c.JupyterHub.services if s["name"] == "courses"]
+    assert courses["command"] == ["python3", "-m", "onyxia_hub.courses"]
+    # the same narrow scopes as on one machine: a trainee's own servers, read and started
+    assert courses["oauth_client_allowed_scopes"] == COURSES_USER_SCOPES
+    assert values["hub"]["loadRoles"]["onyxia-courses"]["scopes"] == COURSES_SERVICE_SCOPES
+    # its own key and database password through its environment; nothing of the portal's
+    environment = courses["environment"]
+    assert environment["ONYXIA_COURSES_CRYPT_KEY"] == "courses-key-from-the-secret"
+    assert environment["PGPASSWORD"] == "pg-password-from-the-secret"
+    assert not any(k.startswith("ONYXIA_PORTAL") for k in environment)
+    # its tables migrated by the hub, before it starts
+    assert environment["ONYXIA_COURSES_DB_URL"] in PREPARED
+    # servers report their pull to it with their own token, through the public URL
+    assert "access:services!service=courses" in c.Spawner.server_token_scopes
+    assert "access:services!service=portal" in c.Spawner.server_token_scopes
+    url = GitProvider(config=c).pull_report_url
+    assert url == "https://datalab.example.org/services/courses/api/pull-status"
+    assert courses["url"] == "http://hub:10102"
+    assert c.JupyterHub.template_vars["onyxia_courses_url"] == "/services/courses/"
 
 
 def test_extra_config_gives_every_launch_git_init_scripts_then_storage(values, monkeypatch):
@@ -862,6 +899,6 @@ def test_extra_config_gives_every_launch_git_init_scripts_then_storage(values, m
     portal = values["hub"]["services"]["portal"]["environment"]
     assert provider.db_url == portal["ONYXIA_PORTAL_DB_URL"]
     # and finds its tables ready: the hub migrates them before it answers
-    assert PREPARED == [portal["ONYXIA_PORTAL_DB_URL"]]
+    assert portal["ONYXIA_PORTAL_DB_URL"] in PREPARED
     assert provider.allowed_schemes == ["https"]
     assert provider.personal_access_token_variable is False
