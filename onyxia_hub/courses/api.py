@@ -27,6 +27,7 @@ from tornado import web
 from ..db.courses import CourseExists
 from ..fields import FieldError, check_server_name
 from ..service.handlers import APIHandler
+from .handlers import COURSE_ID
 from .library import Access, Entry
 from .model import checked, parse_course
 
@@ -48,7 +49,7 @@ class CoursesAPIHandler(APIHandler):
         return f"{self.request.protocol}://{self.request.host}{self.app.base_url}{course_id}"
 
     def entry(self, course_id: str) -> Entry:
-        entry = self.app.library.get(course_id) if len(course_id) <= 64 else None
+        entry = self.app.library.get(course_id) if COURSE_ID.fullmatch(course_id) else None
         if entry is None or not self.access.may_use(entry.course):
             # the same answer whether it does not exist or is not the caller's
             raise web.HTTPError(404, f"There is no course {course_id[:30]!r} for you.")

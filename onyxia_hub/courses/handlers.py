@@ -17,6 +17,7 @@ starts a server, except the link of an `autostart` course for an enrolled traine
 
 from __future__ import annotations
 
+import re
 import time
 from urllib.parse import urlencode
 
@@ -30,6 +31,7 @@ from .library import Access, Entry
 from .model import COURSE_OPTIONS, Course, checked, duplicate_of, parse_course
 
 COURSE = r"([^/]+)"
+COURSE_ID = re.compile(r"[a-z0-9-]{1,30}")  # anything else is no course: 404 before a query
 DONE = {
     "created": "The course is created: share its link.",
     "saved": "The course is saved.",
@@ -47,7 +49,7 @@ class CourseHandler(PageHandler):
         return Access(self.user, self.groups, self.is_admin, self.app.instructors_group)
 
     def entry(self, course_id: str) -> Entry:
-        entry = self.app.library.get(course_id[:64]) if len(course_id) <= 64 else None
+        entry = self.app.library.get(course_id) if COURSE_ID.fullmatch(course_id) else None
         if entry is None:
             raise web.HTTPError(404, f"There is no course {course_id[:30]!r}: check the link.")
         return entry
