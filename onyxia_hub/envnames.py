@@ -18,6 +18,7 @@ store (`onyxia_hub.db.stores`), which is why the names live here and not in a se
 | `ONYXIA_<S>_PID_FILE`           | where it writes its pid (a crashed hub's leftovers)     |
 | `ONYXIA_<S>_LOCAL_ACCOUNTS`     | `1`: the pages link to the local accounts' pages        |
 | `ONYXIA_<S>_COURSES_URL`        | the courses service's pages, for the nav bar            |
+| `ONYXIA_<S>_STORAGE_PAGE`       | `1`: the nav bar shows the portal's My storage          |
 | `ONYXIA_COURSES_PATHS`          | the courses service's course file directories           |
 | `ONYXIA_STORAGE_SETTINGS`       | the hub's storage settings as JSON (no secret in it)    |
 | `ONYXIA_STORAGE_SWEEP_INTERVAL` | seconds between two revocation sweeps                   |
@@ -73,6 +74,10 @@ class ServiceVariables:
     @property
     def courses_url(self) -> str:
         return self._name("COURSES_URL")
+
+    @property
+    def storage_page(self) -> str:
+        return self._name("STORAGE_PAGE")
 
 
 PORTAL = ServiceVariables("portal")

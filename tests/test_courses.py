@@ -48,7 +48,9 @@ def notebook(*sources: str) -> str:
         {"cell_type": "markdown", "metadata": {}, "source": source, "id": f"c{i}"}
         for i, source in enumerate(sources)
     ]
-    return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    kernel = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    metadata = {"kernelspec": kernel, "language_info": {"name": "python"}}
+    return json.dumps({"cells": cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": 5})
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from tests.helpers.client import HubClient
 
 pytestmark = pytest.mark.browser
 
-USER_ENTRIES = ["Launch", "My services", "My storage", "My account"]
+USER_ENTRIES = ["Launch", "My services", "My storage", "My account", "Courses"]
 PAGES = [  # hub pages and service pages: one nav bar
     ("/hub/spawn", "launch"),
     ("/hub/token", None),
@@ -30,6 +30,7 @@ PAGES = [  # hub pages and service pages: one nav bar
     ("/services/portal/services", "services"),
     ("/services/portal/storage", "storage"),
     ("/services/portal/account", "account"),
+    ("/services/courses/", "courses"),
 ]
 
 

@@ -234,6 +234,9 @@ def finish_storage(config: Config, *, local_accounts: bool = False) -> None:
     if local_db:  # the sweep revokes disapproved local accounts too
         environment[STORAGE_ACCOUNTS_DB] = local_db
     portal["environment"] = {**portal.get("environment", {}), **environment}
+    for service in services:  # the other services' nav bars show My storage too
+        if service is not portal and service.get("name") == COURSES_NAME:
+            service["environment"] = {**service.get("environment", {}), COURSES.storage_page: "1"}
     template_vars = dict(config.JupyterHub.get("template_vars", {}))
     template_vars["onyxia_storage"] = True
     config.JupyterHub.template_vars = template_vars

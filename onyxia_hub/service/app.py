@@ -193,6 +193,16 @@ class ServiceApp(Application):
     def _courses_url_default(self):
         return os.environ.get(self.variables.courses_url, "")
 
+    storage_page = Bool(
+        help="""The portal's My storage page exists (the hub hands users S3 storage): the
+        nav bar shows it, as on the hub's pages. Default: `$ONYXIA_<NAME>_STORAGE_PAGE`
+        is `1`; the hub sets it for its services when storage is configured.""",
+    ).tag(config=True)
+
+    @default("storage_page")
+    def _storage_page_default(self):
+        return os.environ.get(self.variables.storage_page) == "1"
+
     local_accounts = Bool(
         help="""The hub keeps local accounts (OnyxiaLocalAuthenticator): the nav bar's Admin
         opens People, and My account links to the password page, as on the hub's pages.
@@ -360,6 +370,7 @@ class ServiceApp(Application):
             "onyxia_local_accounts": self.local_accounts,
             "onyxia_portal_url": self.portal_url,
             "onyxia_courses_url": self.courses_url,
+            "onyxia_storage": self.storage_page,
             "service_name": self.service_name,
             "service_url": self.base_url,
         }
