@@ -11,7 +11,8 @@ Real spawns (about a CPU-second and 130 MiB each), shared between the checks:
 1. trainee-ann in Chromium: signed out -> login -> Start page -> Start -> progress ->
    the notebook open in JupyterLab; a second visit goes straight there;
 2. her server relaunched from the link: her edit is kept, the teacher's new lesson is
-   pulled, and the record has every step;
+   pulled, and the record has every step, the stop included though it happened while
+   the service was killed (-9);
 3. eleven for the autostart course: ten trainees open its link at once and all land,
    with ten records; one of them had a server of their own named like the course,
    which is left alone.
@@ -24,12 +25,15 @@ without XSRF, hostile `next` parameters, bad ids and bad API bodies get a clear 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlsplit
 
 import pytest
+import requests
 
 from tests.conftest import GIT_TEST_CA
 from tests.helpers.browser import launch_chromium, new_page, screenshot
@@ -210,8 +214,21 @@ def test_a_relaunch_keeps_the_trainees_edit(hub, admin, make_user, course, mater
     assert r.status_code == 200, r.text
     material.commit("stats", {"lessons/02 next.ipynb": notebook("# Lesson 2")}, "Lesson 2")
 
+    # the service killed (-9) while the server stops: the hub starts it again, and it
+    # records the stop it missed, from its store and the hub's state
+    service_pid = int((hub.state_dir / "courses" / "courses.pid").read_text())
+    os.kill(service_pid, signal.SIGKILL)
     admin.stop_server("trainee-ann", COURSE)
-    wait_for(lambda: ("trainee-ann", "stop") in teacher.record(COURSE), 30, "the stop recorded")
+
+    def recorded_stop():
+        try:
+            return ("trainee-ann", "stop") in teacher.record(COURSE)
+        except (AssertionError, requests.RequestException):  # the service is starting again
+            # (its cookie, signed with a secret derived from its hub token, stays valid)
+            return False
+
+    wait_for(recorded_stop, 120, "the stop recorded")  # the hub polls its services every 30 s
+    assert int((hub.state_dir / "courses" / "courses.pid").read_text()) != service_pid
     trainee = CoursesClient(ann)
     r = trainee.get(COURSE)
     assert r.status_code == 200 and 'id="start"' in r.text

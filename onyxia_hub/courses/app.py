@@ -88,7 +88,7 @@ class CoursesApp(ServiceApp):
     ).tag(config=True)
 
     reconcile_interval = Float(
-        5.0,
+        15.0,
         help="""Seconds between two comparisons of the course servers believed live with
         the hub's, which record the stops made elsewhere (My services, the culler) and the
         starts' outcomes when no trainee's page is open. 0: only at trainees' visits.""",

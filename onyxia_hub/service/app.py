@@ -21,6 +21,8 @@ its routes (`routes`); `setup` and `on_start` are its hooks. Handlers come from
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -392,13 +394,22 @@ class ServiceApp(Application):
             routes.append((prefix + path, cls, kwargs[0] if kwargs else args))
         return web.Application(
             routes,
-            cookie_secret=os.urandom(32),
+            cookie_secret=self.cookie_secret(),
             login_url=self.hub_auth.login_url,
             xsrf_cookies=False,  # checked in BaseHandler.prepare, once the caller is known
             default_handler_class=handlers.NotFoundPage,
             default_handler_args=args,
             log_function=self._log_request,
         )
+
+    def cookie_secret(self) -> bytes:
+        """What signs the service's cookies: derived from its hub API token, so that a
+        service the hub restarts (after a crash, an upgrade) keeps its users signed in;
+        a new one whenever the hub gives the service a new token."""
+        token = self.hub_auth.api_token
+        if not token:
+            return os.urandom(32)
+        return hmac.new(token.encode(), b"onyxia-service-cookie-secret", hashlib.sha256).digest()
 
     def _log_request(self, handler) -> None:
         """One line per request: status, method, path (never the query: OAuth codes)."""
