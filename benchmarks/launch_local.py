@@ -43,7 +43,7 @@ SERVICE = f"""
 # appended: Onyxia Hub's own services (the portal) and roles stay
 c.JupyterHub.services.append({{"name": "bench", "api_token": "{TOKEN}"}})
 c.JupyterHub.load_roles.append({{"name": "bench", "services": ["bench"],
-                                "scopes": ["admin:users", "admin:servers", "read:users"]}})
+    "scopes": ["admin:users", "admin:servers", "read:users", "tokens"]}})
 """
 
 
@@ -61,7 +61,8 @@ def wait_for(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise SystemExit(f"{url} did not start")
 
 
-def start_baseline(root: Path) -> tuple[subprocess.Popen, str]:
+def start_baseline(root: Path, extra: str = "") -> tuple[subprocess.Popen, str]:
+    """Vanilla JupyterHub; extra: configuration appended."""
     port = pick_free_port()
     config = root / "baseline_config.py"
     config.write_text(f"""
@@ -82,6 +83,7 @@ c.Spawner.args = ["--allow-root"] if {os.geteuid() == 0} else []
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allowed_users = {{"bench-user"}}
 {SERVICE}
+{extra}
 """)
     log = open(root / "baseline.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -92,11 +94,12 @@ c.Authenticator.allowed_users = {{"bench-user"}}
     return proc, url
 
 
-def start_onyxia(root: Path) -> tuple[subprocess.Popen, str]:
+def start_onyxia(root: Path, extra: str = "") -> tuple[subprocess.Popen, str]:
+    """`onyxia-hub up`; extra: configuration appended."""
     port = pick_free_port()
     config = root / "onyxia_extra.py"
     config.write_text(
-        "c = get_config()\nc.Authenticator.allowed_users = {'bench-user'}\n" + SERVICE
+        "c = get_config()\nc.Authenticator.allowed_users = {'bench-user'}\n" + SERVICE + extra
     )
     state = root / "onyxia-state"
     log = open(root / "onyxia.log", "wb")  # noqa: SIM115
