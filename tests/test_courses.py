@@ -334,6 +334,23 @@ def test_a_trainee_outside_the_course_gets_403(admin, make_user, teacher):
     assert bob.api("GET", "courses/closed-course").status_code == 404
 
 
+def test_the_hub_refuses_what_the_trainees_groups_do_not_allow(admin, make_user, teacher):
+    """The course is fine for its teachers' group; a trainee outside it is refused by the
+    hub at launch, as any launch, and the page says why and what runs."""
+    body = {"id": "teachers-lab", "title": "Lab", "options": {"service": "teachers-only"}}
+    r = teacher.api("POST", "courses", json=body)
+    assert r.status_code == 201, r.text
+    bob = CoursesClient(make_user("trainee-bob"))
+    assert 'id="start"' in bob.get("teachers-lab").text
+    r = bob.post("teachers-lab/start", {})
+    assert r.status_code == 400, r.text
+    assert "There is no service 'teachers-only' in your catalog" in page_message(r.text, "refused")
+    assert "My services" in r.text
+    refused = servers_of(admin, "trainee-bob")["teachers-lab"]  # stopped, as the hub leaves it
+    assert not refused["ready"] and not refused["pending"]
+    assert ("trainee-bob", "failure") in teacher.record("teachers-lab")
+
+
 # -- 3. an autostart course: ten trainees at once -----------------------------------------------
 def test_ten_trainees_opening_an_autostart_link_at_once_all_land(
     hub, admin, make_user, teacher, material
