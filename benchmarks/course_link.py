@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from launch_local import TOKEN, start_baseline, start_onyxia  # noqa: E402
+from launch_local import TOKEN, report, start_baseline, start_onyxia  # noqa: E402
 
 from tests.helpers.gitserver import CertificateAuthority, GitServer  # noqa: E402
 
@@ -163,13 +162,7 @@ def main() -> None:
             if round_:
                 times["baseline"].append(b)
                 times["onyxia"].append(o)
-        for name, values in times.items():
-            print(
-                f"{name:9s} median {statistics.median(values):.3f} s  "
-                f"min {min(values):.3f}  max {max(values):.3f}  (n={len(values)})"
-            )
-        ratio = statistics.median(times["onyxia"]) / statistics.median(times["baseline"])
-        print(f"ratio onyxia/baseline (medians): {ratio:.2f}")
+        report(times)
     finally:
         for proc in hubs:
             proc.terminate()

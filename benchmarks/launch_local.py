@@ -147,6 +147,17 @@ def launch_once(url: str, options: dict | None) -> float:
     return elapsed
 
 
+def report(times: dict[str, list[float]]) -> None:
+    """Each side's median, min and max, and the ratio of the medians (onyxia / baseline)."""
+    for name, values in times.items():
+        print(
+            f"{name:9s} median {statistics.median(values):.3f} s  "
+            f"min {min(values):.3f}  max {max(values):.3f}  (n={len(values)})"
+        )
+    ratio = statistics.median(times["onyxia"]) / statistics.median(times["baseline"])
+    print(f"ratio onyxia/baseline (medians): {ratio:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
@@ -173,13 +184,7 @@ def main() -> None:
         for _ in range(args.rounds):
             times["baseline"].append(launch_once(baseline_url, None))
             times["onyxia"].append(launch_once(onyxia_url, options))
-        for name, values in times.items():
-            print(
-                f"{name:9s} median {statistics.median(values):.3f} s  "
-                f"min {min(values):.3f}  max {max(values):.3f}  (n={len(values)})"
-            )
-        ratio = statistics.median(times["onyxia"]) / statistics.median(times["baseline"])
-        print(f"ratio onyxia/baseline (medians): {ratio:.2f}")
+        report(times)
     finally:
         for proc in hubs:
             proc.send_signal(signal.SIGTERM)

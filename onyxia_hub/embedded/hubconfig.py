@@ -242,43 +242,61 @@ def finish_storage(config: Config, *, local_accounts: bool = False) -> None:
     config.JupyterHub.template_vars = template_vars
 
 
-def finish_portal(config: Config, *, local_accounts: bool) -> None:
-    """Settings of the portal that depend on the merged configuration (operator files
-    included): its URL in the nav bar, the catalog it reads, the nav bar's links."""
+def _service(config: Config, name: str) -> dict | None:
     services = config.JupyterHub.get("services", [])
-    portal = next((s for s in services if s.get("name") == PORTAL_NAME), None)
-    if portal is None:  # the operator's services replaced ours: no role, no links to it
-        roles = config.JupyterHub.get("load_roles", [])
-        config.JupyterHub.load_roles = [r for r in roles if r.get("name") != PORTAL_ROLE]
-        scopes = set(config.JupyterHub.get("extra_user_scopes", set()))
-        config.JupyterHub.extra_user_scopes = scopes - {f"access:services!service={PORTAL_NAME}"}
-        return
+    return next((s for s in services if s.get("name") == name), None)
+
+
+def _forget_service(config: Config, name: str, role: str) -> None:
+    """The operator's services replaced ours: no role, no user scope left for it."""
+    roles = config.JupyterHub.get("load_roles", [])
+    config.JupyterHub.load_roles = [r for r in roles if r.get("name") != role]
+    scopes = set(config.JupyterHub.get("extra_user_scopes", set()))
+    config.JupyterHub.extra_user_scopes = scopes - {f"access:services!service={name}"}
+
+
+def _hand_service(
+    config: Config, service: dict, variables, *, local_accounts: bool, template_var: str
+) -> str:
+    """What every Onyxia Hub service gets from the merged configuration: its URL in the
+    nav bar (the hub's template variable), the catalog the spawner reads, whether
+    accounts are local. Its URL."""
     base_url = config.JupyterHub.get("base_url", "/").rstrip("/") + "/"
+    url = f"{base_url}services/{service['name']}/"
     template_vars = dict(config.JupyterHub.get("template_vars", {}))
-    template_vars.setdefault("onyxia_portal_url", f"{base_url}services/{PORTAL_NAME}/")
+    template_vars.setdefault(template_var, url)
     config.JupyterHub.template_vars = template_vars
     catalog_paths = None
     for section in ("OnyxiaLocalSpawner", "OnyxiaSpawner"):
         if section in config and "catalog_paths" in config[section]:
             catalog_paths = config[section]["catalog_paths"]
-    environment = dict(portal.get("environment", {}))
+    environment = dict(service.get("environment", {}))
     if catalog_paths:
-        environment.setdefault(PORTAL.catalog_paths, json.dumps(list(catalog_paths)))
-    environment.setdefault(PORTAL.local_accounts, "1" if local_accounts else "0")
-    portal["environment"] = environment
+        environment.setdefault(variables.catalog_paths, json.dumps(list(catalog_paths)))
+    environment.setdefault(variables.local_accounts, "1" if local_accounts else "0")
+    service["environment"] = environment
+    return url
+
+
+def finish_portal(config: Config, *, local_accounts: bool) -> None:
+    """Settings of the portal that depend on the merged configuration (operator files
+    included): its URL in the nav bar, the catalog it reads, the nav bar's links."""
+    portal = _service(config, PORTAL_NAME)
+    if portal is None:
+        _forget_service(config, PORTAL_NAME, PORTAL_ROLE)
+        return
+    _hand_service(
+        config, portal, PORTAL, local_accounts=local_accounts, template_var="onyxia_portal_url"
+    )
 
 
 def finish_courses(config: Config, *, local_accounts: bool) -> None:
     """Settings of the courses service that depend on the merged configuration: the
     catalog it checks courses against, the nav bar's Courses entry on every page; or,
     when the operator's services replaced ours, nothing left pointing at it."""
-    services = config.JupyterHub.get("services", [])
-    courses = next((s for s in services if s.get("name") == COURSES_NAME), None)
+    courses = _service(config, COURSES_NAME)
     if courses is None:
-        roles = config.JupyterHub.get("load_roles", [])
-        config.JupyterHub.load_roles = [r for r in roles if r.get("name") != COURSES_ROLE]
-        scopes = set(config.JupyterHub.get("extra_user_scopes", set()))
-        config.JupyterHub.extra_user_scopes = scopes - {f"access:services!service={COURSES_NAME}"}
+        _forget_service(config, COURSES_NAME, COURSES_ROLE)
         if "Spawner" in config and "server_token_scopes" in config.Spawner:
             config.Spawner.server_token_scopes = [
                 s for s in config.Spawner.server_token_scopes if f"service={COURSES_NAME}" not in s
@@ -286,24 +304,13 @@ def finish_courses(config: Config, *, local_accounts: bool) -> None:
         if "GitProvider" in config and "pull_report_url" in config.GitProvider:
             del config.GitProvider["pull_report_url"]
         return
-    base_url = config.JupyterHub.get("base_url", "/").rstrip("/") + "/"
-    url = f"{base_url}services/{COURSES_NAME}/"
-    template_vars = dict(config.JupyterHub.get("template_vars", {}))
-    template_vars.setdefault("onyxia_courses_url", url)
-    config.JupyterHub.template_vars = template_vars
-    catalog_paths = None
-    for section in ("OnyxiaLocalSpawner", "OnyxiaSpawner"):
-        if section in config and "catalog_paths" in config[section]:
-            catalog_paths = config[section]["catalog_paths"]
-    environment = dict(courses.get("environment", {}))
-    if catalog_paths:
-        environment.setdefault(COURSES.catalog_paths, json.dumps(list(catalog_paths)))
-    environment.setdefault(COURSES.local_accounts, "1" if local_accounts else "0")
-    courses["environment"] = environment
-    portal = next((s for s in services if s.get("name") == PORTAL_NAME), None)
+    url = _hand_service(
+        config, courses, COURSES, local_accounts=local_accounts, template_var="onyxia_courses_url"
+    )
+    courses["environment"].setdefault(COURSES.courses_url, url)
+    portal = _service(config, PORTAL_NAME)
     if portal is not None:
         portal["environment"] = {**portal.get("environment", {}), PORTAL.courses_url: url}
-        environment.setdefault(COURSES.courses_url, url)
 
 
 # -- rendering -----------------------------------------------------------------------
