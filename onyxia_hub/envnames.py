@@ -20,6 +20,7 @@ store (`onyxia_hub.db.stores`), which is why the names live here and not in a se
 | `ONYXIA_<S>_COURSES_URL`        | the courses service's pages, for the nav bar            |
 | `ONYXIA_<S>_STORAGE_PAGE`       | `1`: the nav bar shows the portal's My storage          |
 | `ONYXIA_COURSES_PATHS`          | the courses service's course file directories           |
+| `ONYXIA_COURSES_INIT_SCRIPTS`   | the personal init scripts the hub allows (JSON list)    |
 | `ONYXIA_STORAGE_SETTINGS`       | the hub's storage settings as JSON (no secret in it)    |
 | `ONYXIA_STORAGE_SWEEP_INTERVAL` | seconds between two revocation sweeps                   |
 | `ONYXIA_STORAGE_ACCOUNTS_DB`    | the local accounts database, for those sweeps           |
@@ -83,6 +84,7 @@ class ServiceVariables:
 PORTAL = ServiceVariables("portal")
 COURSES = ServiceVariables("courses")
 COURSES_PATHS = "ONYXIA_COURSES_PATHS"
+COURSES_INIT_SCRIPTS = "ONYXIA_COURSES_INIT_SCRIPTS"
 
 STORAGE_SETTINGS = "ONYXIA_STORAGE_SETTINGS"
 STORAGE_SWEEP_INTERVAL = "ONYXIA_STORAGE_SWEEP_INTERVAL"

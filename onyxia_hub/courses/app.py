@@ -20,13 +20,14 @@ import asyncio
 from pathlib import Path
 
 from tornado import ioloop, web
-from traitlets import Bool, Float, List, Unicode, default
+from traitlets import Bool, Dict, Float, List, Unicode, default
 
 from ..db import courses as courses_store
-from ..envnames import COURSES_PATHS
+from ..envnames import COURSES_INIT_SCRIPTS, COURSES_PATHS
 from ..service.app import ServiceApp, env_list
-from . import api, handlers, trainees
+from . import api, handlers, launcher, trainees
 from .library import Library
+from .onyxia_links import DEFAULT_CHARTS
 
 HERE = Path(__file__).resolve().parent
 
@@ -95,13 +96,40 @@ class CoursesApp(ServiceApp):
     ).tag(config=True)
 
     # -- start-up --------------------------------------------------------------------
+    launcher_charts = Dict(
+        value_trait=Unicode(),
+        help="""Onyxia's charts and the catalog services their launcher links open
+        (`launcher/<catalog>/<chart>?...`, docs/courses.md), e.g.
+        `{"jupyter-python": "jupyter-python", "rstudio": "jupyter-r"}`. The default maps
+        InseeFrLab's interactive-services charts to the shipped catalog; a chart that is
+        not listed, or whose service the catalog lacks, is a 404 page naming the charts
+        this datalab has.""",
+    ).tag(config=True)
+
+    @default("launcher_charts")
+    def _launcher_charts_default(self):
+        return dict(DEFAULT_CHARTS)
+
+    init_script_patterns = List(
+        Unicode(),
+        help="""The personal init scripts the hub allows
+        (`c.InitScriptProvider.allowed_personal_scripts`), so that a launcher link's
+        `init.personalInit` is shown as applied or not before Start; the hub checks
+        again at launch. Default: `$ONYXIA_COURSES_INIT_SCRIPTS` (a JSON list), which
+        `onyxia-hub up` sets from the hub's configuration.""",
+    ).tag(config=True)
+
+    @default("init_script_patterns")
+    def _init_script_patterns_default(self):
+        return env_list(COURSES_INIT_SCRIPTS) or []
+
     def setup(self) -> None:
         self.store = courses_store.CourseStore(self.db.engine)
         self.library = Library(self.store, self.course_paths, self.catalog)
         self.jinja.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M") if d else ""
 
     def routes(self) -> list[tuple]:
-        return [*api.routes(), *handlers.routes()]
+        return [*api.routes(), *launcher.routes(), *handlers.routes()]
 
     def on_start(self, loop: ioloop.IOLoop) -> None:
         self._reconciling: asyncio.Future | None = None

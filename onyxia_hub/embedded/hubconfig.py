@@ -18,7 +18,7 @@ from pathlib import Path
 
 from traitlets.config import Config, LazyConfigValue
 
-from ..envnames import COURSES, COURSES_PATHS, PORTAL, STORAGE_ACCOUNTS_DB
+from ..envnames import COURSES, COURSES_INIT_SCRIPTS, COURSES_PATHS, PORTAL, STORAGE_ACCOUNTS_DB
 from .state import StateDir
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -308,6 +308,9 @@ def finish_courses(config: Config, *, local_accounts: bool) -> None:
         config, courses, COURSES, local_accounts=local_accounts, template_var="onyxia_courses_url"
     )
     courses["environment"].setdefault(COURSES.courses_url, url)
+    if "InitScriptProvider" in config and "allowed_personal_scripts" in config.InitScriptProvider:
+        patterns = list(config.InitScriptProvider.allowed_personal_scripts)
+        courses["environment"][COURSES_INIT_SCRIPTS] = json.dumps(patterns)
     portal = _service(config, PORTAL_NAME)
     if portal is not None:
         portal["environment"] = {**portal.get("environment", {}), PORTAL.courses_url: url}
