@@ -30,13 +30,15 @@ import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
 import requests
+import yaml
 
 from tests.conftest import GIT_TEST_CA
-from tests.helpers.browser import launch_chromium, new_page, screenshot
+from tests.helpers.browser import launch_chromium, new_page, screenshot, signed_in
 from tests.helpers.client import HubClient, page_message
 from tests.helpers.gitserver import CertificateAuthority, GitServer
 
@@ -45,6 +47,7 @@ COURSE = "stats-intro"
 LESSON = "lessons/01 first steps.ipynb"
 SMALL = {"service": "jupyter-python", "cpu": 0.5, "memory": "1Gi"}
 TEN = [f"warm-{i}" for i in range(10)]
+LINKS = yaml.safe_load((Path(__file__).parent / "data" / "onyxia-links.yaml").read_text())
 
 
 def notebook(*sources: str) -> str:
@@ -307,7 +310,7 @@ def test_bad_ids_and_bodies_get_a_clear_4xx(make_user, teacher):
         ({"id": "launcher", "title": "x"}, "id", 400),
         ({"id": "ok-id", "title": "x", "open": "../../x"}, "open", 400),
         ({"id": "ok-id", "title": "x", "options": {"cpu": 99}}, "options.cpu", 400),
-        ({"id": COURSE, "title": "again"}, None, 409),
+        ({"id": COURSE, "title": "again"}, "id", 409),
         ({"id": "big", "title": "x" * 70_000}, "body", 400),
     ]
     for body, field, status in cases:
@@ -410,3 +413,63 @@ def test_ten_trainees_opening_an_autostart_link_at_once_all_land(
         running = [(n, s) for n in TEN for s in servers_of(admin, n) if s]
         with ThreadPoolExecutor(len(running) or 1) as pool:
             list(pool.map(lambda server: admin.stop_server(*server), running))
+
+
+# -- Onyxia's launcher links (docs/courses.md) ---------------------------------------------------
+def test_an_onyxia_link_with_its_host_swapped_lands_after_one_click(
+    hub, admin, make_user, material, teacher
+):
+    """A real SSP Cloud link (tests/data/onyxia-links.yaml), its host swapped for the hub's,
+    its repository for the test git server's (github.com is not reachable here)."""
+    [entry] = [e for e in LINKS if "methodes_ensemblistes" in e["link"]]
+    published = urlsplit(entry["link"])
+    query = published.query.replace(
+        quote(entry["options"]["repository"], safe=""), quote(material.url("stats"), safe="")
+    )
+    link = f"{hub.url}/services/courses{published.path}?{query}"
+    olga = make_user("onyxia-olga")
+    # a cross-site GET, autoLaunch=true: the Start page, nothing started
+    r = olga.session.get(link, headers={"Sec-Fetch-Site": "cross-site"}, timeout=60)
+    assert r.status_code == 200 and 'id="start"' in r.text, r.text[-500:]
+    assert "autoLaunch" in page_message(r.text, "not-applied") or "autoLaunch" in r.text
+    assert "rf-classification" not in servers_of(admin, "onyxia-olga")
+    # a link onyxia-web could not read either: 400 naming the parameter, nothing started
+    r = olga.session.get(link + "&resources.limits.memory=2Gi", timeout=60)
+    assert r.status_code == 400 and "resources.limits.memory" in r.text
+    assert olga.session.post(link, data={}, timeout=60).status_code == 403  # no XSRF
+
+    with launch_chromium() as browser:
+        page = signed_in(browser, hub, "onyxia-olga", olga.password)
+        page.goto(link)
+        assert "git.repository" in page.locator("#applied").inner_text()
+        assert "version" in page.locator("#not-applied").inner_text()
+        screenshot(page, "onyxia-link-start.png")
+        page.locator("#start").click()  # the one click
+        page.wait_for_url(re.compile(r"/user/onyxia-olga/rf-classification/lab"), timeout=90_000)
+        page.context.close()
+    options = servers_of(admin, "onyxia-olga")["rf-classification"]["user_options"]
+    assert options["service"] == "jupyter-python"
+    assert options["repository"] == material.url("stats") and options["branch"] == "main"
+    admin.stop_server("onyxia-olga", "rf-classification")
+
+    # an instructor turns it into a course in one click
+    r = teacher.session.post(
+        f"{hub.url}/services/courses{published.path}/course?{query}",
+        data={"_xsrf": teacher.xsrf},
+        allow_redirects=False,
+        timeout=60,
+    )
+    assert r.status_code == 303 and "/rf-classification/edit" in r.headers["Location"]
+    course = teacher.api("GET", "courses/rf-classification").json()
+    assert course["options"]["repository"] == material.url("stats")
+    assert course["archived"], "a course made from a link opens once its instructor checked it"
+    assert (
+        CoursesClient(olga)
+        .session.post(
+            f"{hub.url}/services/courses{published.path}/course?{query}",
+            data={"_xsrf": CoursesClient(olga).xsrf},
+            timeout=60,
+        )
+        .status_code
+        == 403
+    )

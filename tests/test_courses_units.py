@@ -76,6 +76,11 @@ def test_a_course_without_material_opens_relative_to_the_home():
     # defaults: anyone signed in joins, its creator teaches it
     created = parse_course({"id": "scratch", "title": "Scratch"}, creator="ann")
     assert created.join == Who(anyone=True) and created.instructors == Who(users=("ann",))
+    # naming other instructors never locks its creator out of the course they made
+    others = {"id": "scratch", "title": "S", "instructors": {"users": ["bob"], "groups": ["t"]}}
+    assert parse_course(others, creator="ann").instructors == Who(
+        users=("ann", "bob"), groups=("t",)
+    )
 
 
 # field, value, part of the message
@@ -84,6 +89,7 @@ BAD = [
     ("id", "Intro", "lowercase"),
     ("id", "a--b", "lowercase"),
     ("id", "x" * 31, "lowercase"),
+    ("id", "  ", "is required"),
     ("id", "api", "reserved"),
     ("id", "oauth_callback", "lowercase"),
     ("id", "launcher", "reserved"),
@@ -163,6 +169,7 @@ def test_a_copy_is_its_creators_and_in_the_store():
     copy = duplicate_of(original, "intro-python-2", "prof-cat")
     assert copy.id == "intro-python-2" and copy.title.endswith("(copy)")
     assert copy.instructors.users == ("prof-cat",) and not copy.read_only
+    assert copy.archived, "a copy opens only once its instructor restores it"
     with pytest.raises(FieldError):
         duplicate_of(original, "API", "prof-cat")
 

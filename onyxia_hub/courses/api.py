@@ -92,7 +92,8 @@ class CoursesAPI(CoursesAPIHandler):
         try:
             created = self.app.library.create(course)
         except CourseExists:
-            raise web.HTTPError(409, f"A course {course.id!r} exists already.") from None
+            message = f"A course {course.id!r} exists already."
+            return self.write_json({"error": message, "field": "id", "status": 409}, 409)
         self.set_header("Location", self.app.base_url + "api/courses/" + created.id)
         self.write_json(self.one(self.app.library.entry(created)), 201)
 

@@ -35,7 +35,8 @@ COURSE_ID = re.compile(r"[a-z0-9-]{1,30}")  # anything else is no course: 404 be
 DONE = {
     "created": "The course is created: share its link.",
     "saved": "The course is saved.",
-    "copied": "This is a copy: change what differs, then save.",
+    "copied": "This is a copy, archived until you restore it: change what differs, save, "
+    "then Restore it from the list.",
     "archived": "The course is archived: its link no longer starts servers.",
     "restored": "The course is restored: its link works again.",
 }
@@ -319,7 +320,7 @@ def facts(course: Course, catalog) -> list[tuple[str, str]]:
     if course.repository:
         branch = f" (branch {options.get('branch')})" if options.get("branch") else ""
         rows.append(("Material", f"{course.repository}{branch}, in ~/{course.material_dir}"))
-    rows.append(("Opens", course.open_path or "your server"))
+    rows.append(("Opens", course.open_path or "your server's home folder"))
     return rows
 
 

@@ -15,6 +15,7 @@ the link's `name` (or its chart), never one of the user's existing servers.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from urllib.parse import quote
 
 from tornado import web
@@ -152,7 +153,7 @@ class LauncherCourseAction(LauncherPage):
                "description": f"From Onyxia's link {catalog_id}/{chart}."}  # fmt: skip
         try:
             course = checked(parse_course(raw, creator=self.user), self.catalog)
-            self.app.library.create(course)
+            self.app.library.create(replace(course, archived=True))  # opens once checked
         except CourseExists:
             raise FieldError("id", f"a course {course_id!r} exists already") from None
         self.back("copied", course.id, to=f"{course.id}/edit")

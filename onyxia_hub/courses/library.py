@@ -134,6 +134,8 @@ class Library:
         if course.id in self._file_courses():
             raise CourseExists(course.id)
         stored = self.store.create(_raw(course), course.created_by)
+        if course.archived:
+            stored = self.store.set_archived(course.id, True) or stored
         return from_store(stored)
 
     def update(self, course: Course) -> Course | None:

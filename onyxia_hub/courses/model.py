@@ -151,8 +151,8 @@ def parse_course(raw, *, creator: str = "", course_id: str | None = None) -> Cou
     if course_id is not None and cid != course_id:
         raise FieldError("id", f"is {course_id!r} in the URL: a course's id cannot change")
     instructors = _who(raw.get("instructors"), "instructors", anyone_allowed=False)
-    if not instructors.users and not instructors.groups and creator:
-        instructors = Who(users=(creator,))
+    if creator and creator not in instructors.users:  # its creator always teaches it
+        instructors = Who(users=(creator, *instructors.users), groups=instructors.groups)
     return Course(
         id=cid,
         title=_text(raw.get("title"), "title", MAX_TITLE, required=True),
@@ -171,7 +171,16 @@ def check_course_id(value) -> str:
         raise FieldError("id", "is required: the course's name in its link, e.g. intro-python")
     if not isinstance(value, str):
         raise FieldError("id", "must be text, e.g. intro-python")
-    name = check_server_name(value, "id")
+    try:
+        name = check_server_name(value, "id")
+    except FieldError:
+        raise FieldError(
+            "id",
+            "1 to 30 lowercase letters, digits and '-', starting with a letter, ending with "
+            "a letter or digit, without '--' (it names the link and trainees' servers)",
+        ) from None
+    if not name:
+        raise FieldError("id", "is required: the course's name in its link, e.g. intro-python")
     if name in RESERVED:
         raise FieldError("id", f"{name!r} is reserved by the courses service: choose another")
     return name
@@ -333,13 +342,14 @@ def checked(course: Course, catalog: Catalog | None) -> Course:
 
 
 def duplicate_of(course: Course, new_id: str, creator: str) -> Course:
-    """A copy to edit: a new id, its creator its instructor, not archived, in the store."""
+    """A copy to edit: a new id, its creator its instructor, in the store (archived until
+    its instructor restores it: a copy left as it is never opens by mistake)."""
     return replace(
         course,
         id=check_course_id(new_id),
         title=(f"{course.title} (copy)")[:MAX_TITLE],
         instructors=Who(users=(creator,), groups=course.instructors.groups),
-        archived=False,
+        archived=True,
         source="",
         created_by=creator,
         updated_at=None,
