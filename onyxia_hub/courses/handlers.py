@@ -25,6 +25,7 @@ from tornado import web
 
 from ..db.courses import CourseExists
 from ..fields import FieldError
+from ..quantities import format_cpu, format_memory
 from ..service.handlers import APIHandler, PageHandler
 from . import landing, trainees
 from .library import Access, Entry
@@ -310,11 +311,12 @@ def facts(course: Course, catalog) -> list[tuple[str, str]]:
     rows = [("Environment", service.display_name if service else str(options.get("service")))]
     if service is not None:
         rows.append(("Version", str(options.get("version") or service.default_version.name)))
-    cpu = options.get("cpu") or (service.cpu.default if service else None)
-    memory = options.get("memory")
+    cpu = options.get("cpu") or (format_cpu(service.cpu.default) if service else None)
+    memory = options.get("memory") or (format_memory(service.memory.default) if service else "")
     if cpu:
         rows.append(("CPU", str(cpu)))
-    rows.append(("Memory", str(memory) if memory else "the environment's default"))
+    if memory:
+        rows.append(("Memory", str(memory)))
     if options.get("gpus"):
         rows.append(("GPUs", f"{options.get('gpus')} {options.get('gpu_type') or ''}".strip()))
     if course.repository:
